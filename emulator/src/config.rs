@@ -1,0 +1,119 @@
+//! The command line, and the settings that point gcloud and client libraries at the emulator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Where the emulator listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
+
+/// gcloud's `api_endpoint_overrides/<api>` properties for every API the emulator answers.
+pub const ENDPOINT_OVERRIDES: &[&str] = &[
+    "artifactregistry",
+    "compute",
+    "secretmanager",
+    "serviceusage",
+];
+
+/// Google Cloud Run, Secret Manager and Cloud SQL on your machine, offline.
+#[derive(Debug, Parser)]
+#[command(name = "cloudrun-emulator", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// What to do; serving is the default.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the APIs (the default).
+    Serve,
+    /// Print `export` lines that point gcloud and client libraries at the emulator.
+    Env,
+}
+
+/// How the emulator runs.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to serve on.
+    #[arg(long, env = "CLOUDRUN_EMULATOR_LISTEN", default_value = DEFAULT_LISTEN, global = true)]
+    pub listen: SocketAddr,
+    /// Persist state in this directory (crash-safe); without it state lives in memory.
+    #[arg(long, env = "CLOUDRUN_EMULATOR_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Project that `env` sets as gcloud's default project.
+    #[arg(
+        long,
+        env = "CLOUDRUN_EMULATOR_PROJECT",
+        default_value = "demo-project",
+        global = true
+    )]
+    pub project: String,
+}
+
+impl Config {
+    /// The environment a shell needs so that gcloud and clients talk to an emulator at `addr`.
+    pub fn client_env(&self, addr: SocketAddr) -> Vec<(String, String)> {
+        let url = format!("http://{addr}/");
+        let mut env = vec![
+            (
+                "CLOUDRUN_EMULATOR_URL".to_string(),
+                url.trim_end_matches('/').to_string(),
+            ),
+            ("CLOUDSDK_CORE_PROJECT".to_string(), self.project.clone()),
+            (
+                "CLOUDSDK_AUTH_DISABLE_CREDENTIALS".to_string(),
+                "true".to_string(),
+            ),
+        ];
+        env.extend(ENDPOINT_OVERRIDES.iter().map(|api| {
+            (
+                format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{}", api.to_uppercase()),
+                url.clone(),
+            )
+        }));
+        env
+    }
+
+    /// `client_env` as shell `export` lines, for `eval "$(cloudrun-emulator env)"`.
+    pub fn export_lines(&self, addr: SocketAddr) -> String {
+        self.client_env(addr)
+            .into_iter()
+            .map(|(key, value)| format!("export {key}={value}\n"))
+            .collect()
+    }
+
+    /// The same settings as `gcloud config set` commands, for a named configuration.
+    pub fn gcloud_commands(&self, addr: SocketAddr) -> String {
+        let url = format!("http://{addr}/");
+        let mut out = format!(
+            "gcloud config set auth/disable_credentials true\ngcloud config set project {}\n",
+            self.project
+        );
+        for api in ENDPOINT_OVERRIDES {
+            out.push_str(&format!(
+                "gcloud config set api_endpoint_overrides/{api} {url}\n"
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_points_every_api_at_the_emulator() {
+        let cli = Cli::parse_from(["cloudrun-emulator", "env", "--listen", "127.0.0.1:9999"]);
+        let lines = cli.config.export_lines(cli.config.listen);
+        assert!(lines.contains(
+            "export CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER=http://127.0.0.1:9999/\n"
+        ));
+        assert!(lines.contains("export CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true\n"));
+        assert!(matches!(cli.command, Some(Command::Env)));
+    }
+}

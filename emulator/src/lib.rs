@@ -1,0 +1,24 @@
+//! cloudrun-emulator: Google Cloud Run, Secret Manager and Cloud SQL on a laptop, offline.
+//!
+//! The crate is laid out the way a request travels:
+//! - [`server`] owns the listener and merges one router per Google API surface:
+//!   [`secretmanager`], [`serviceusage`], [`artifactregistry`], [`compute`]. Those modules are
+//!   the wire: routes, JSON messages, and the mapping of input to state calls.
+//! - [`state`] holds every resource and every rule (validation, state transitions, etags, IAM),
+//!   in memory or journaled to a data directory; it knows nothing of HTTP.
+//! - [`error`] is the one place a failure becomes Google's JSON error.
+//! - [`config`] is the command line and the client settings printed for users.
+
+pub mod artifactregistry;
+pub mod compute;
+pub mod config;
+pub mod error;
+pub mod secretmanager;
+pub mod server;
+pub mod serviceusage;
+pub mod state;
+pub mod wire;
+
+pub use config::{Config, DEFAULT_LISTEN};
+pub use server::{AppState, router, run};
+pub use state::Store;

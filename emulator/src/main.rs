@@ -1,0 +1,85 @@
+//! `cloudrun-emulator`: serve the APIs, or print the settings that point clients at them.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use emulator::config::{Cli, Command};
+use emulator::{AppState, Store};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Some(Command::Env) => {
+            print!("{}", cli.config.export_lines(cli.config.listen));
+            ExitCode::SUCCESS
+        }
+        Some(Command::Serve) | None => match serve(cli.config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "the emulator stopped");
+                eprintln!("cloudrun-emulator: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(config: emulator::Config) -> std::io::Result<()> {
+    let store = match &config.data_dir {
+        Some(dir) => Store::open(dir)?,
+        None => Store::in_memory(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        data_dir = ?config.data_dir,
+        persistent = store.is_persistent(),
+        "cloudrun-emulator serving"
+    );
+    eprintln!(
+        "\nPoint gcloud at this emulator with:\n\n  eval \"$(cloudrun-emulator env --listen {addr})\"\n\nor in a gcloud configuration:\n\n{}",
+        indent(&config.gcloud_commands(addr))
+    );
+    emulator::run(listener, AppState::new(store, addr), shutdown_signal()).await?;
+    tracing::info!("cloudrun-emulator stopped");
+    Ok(())
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM; only SIGINT stops the emulator");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
+}

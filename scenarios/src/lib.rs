@@ -1,0 +1,1 @@
+//! Scenario tests of realistic stacks live in `tests/`; this crate has no library code.
