@@ -1,1 +1,537 @@
-fn main() {}
+//! `bench`: measures the release `cloudrun-emulator` against a minimal peer server, in one run.
+//!
+//! Figures, each next to the same figure for the peer (an axum server answering `/healthz` and
+//! one static JSON body the size of the emulator's access response), with the ratio between:
+//! - start-to-ready: wall time from spawn until `GET /healthz` answers 200 (min and median);
+//! - resident memory (VmRSS) when idle and after the load test;
+//! - requests/s and p50/p90/p99/max latency of `versions/latest:access` under closed-loop load
+//!   from keep-alive HTTP/1.1 connections on loopback.
+//!
+//! It ends with PASS/MISS against the targets. Build and run with:
+//!
+//! ```text
+//! cargo build --release -p emulator
+//! target/release/bench [--duration-secs 5] [--connections 32]
+//! ```
+
+use std::error::Error;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+
+type Result<T, E = Box<dyn Error + Send + Sync>> = std::result::Result<T, E>;
+
+const ACCESS_PATH: &str = "/v1/projects/bench-proj/secrets/bench/versions/latest:access";
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+const TARGET_RPS: f64 = 20_000.0;
+const TARGET_P99_MS: f64 = 5.0;
+const TARGET_READY_MS: f64 = 50.0;
+const TARGET_IDLE_MIB: f64 = 15.0;
+
+/// Measures the emulator's startup, memory and access throughput against a minimal peer.
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Seconds of measured load per server (after one second of warmup).
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// How many times to start each server to time start-to-ready.
+    #[arg(long, default_value_t = 10)]
+    startup_runs: usize,
+    /// Worker threads of the load generator (default: one per CPU).
+    #[arg(long)]
+    client_threads: Option<usize>,
+    /// Run as the peer server instead (used by the bench itself).
+    #[arg(long, hide = true)]
+    serve_peer: bool,
+    #[arg(long, hide = true)]
+    listen: Option<SocketAddr>,
+    #[arg(long, hide = true, default_value = "{}")]
+    peer_body: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let outcome = if args.serve_peer {
+        serve_peer(&args)
+    } else {
+        bench(&args)
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The peer: the same framework and runtime as the emulator, with no work behind the route.
+fn serve_peer(args: &Args) -> Result<()> {
+    let listen = args.listen.ok_or("--serve-peer needs --listen")?;
+    let body = Bytes::from(args.peer_body.clone());
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(move || {
+            let body = body.clone();
+            async move { ([(hyper::header::CONTENT_TYPE, "application/json")], body) }
+        });
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+fn bench(args: &Args) -> Result<()> {
+    let emulator_exe = std::env::current_exe()?.with_file_name("cloudrun-emulator");
+    if !emulator_exe.is_file() {
+        return Err(format!(
+            "{} not found; build it first with `cargo build --release -p emulator`",
+            emulator_exe.display()
+        )
+        .into());
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("bench: warning: built without --release; figures are not representative");
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.client_threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build()?;
+    let load = LoadPlan {
+        connections: args.connections.max(1),
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(args.duration_secs.max(1)),
+    };
+
+    // The emulator that takes the load: seeded, and its access response becomes the peer's body.
+    let emulator = Server::spawn(&emulator_exe, &[])?;
+    let emulator_idle = idle_rss(&emulator)?;
+    let body = runtime.block_on(seed(emulator.addr))?;
+    let peer_exe = std::env::current_exe()?;
+    let body_text = String::from_utf8(body.to_vec())?;
+    let peer_args = ["--serve-peer", "--peer-body", &body_text];
+    let peer = Server::spawn(&peer_exe, &peer_args)?;
+    let peer_idle = idle_rss(&peer)?;
+
+    // Start-to-ready, alternating the two so that drift in the machine hits both alike.
+    let (mut emulator_ready, mut peer_ready) = (Vec::new(), Vec::new());
+    for _ in 0..args.startup_runs.max(1) {
+        emulator_ready.push(Server::spawn(&emulator_exe, &[])?.ready_after);
+        peer_ready.push(Server::spawn(&peer_exe, &peer_args)?.ready_after);
+    }
+
+    let emulator_load = runtime.block_on(run_load(emulator.addr, &body, &load, emulator.pid()))?;
+    let emulator_after = rss_mib(emulator.pid())?;
+    let peer_load = runtime.block_on(run_load(peer.addr, &body, &load, peer.pid()))?;
+    let peer_after = rss_mib(peer.pid())?;
+
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "cloudrun-emulator bench: {} connections, {:?} warmup + {:?} measured, {cpus} CPUs, \
+         access body {} bytes\n",
+        load.connections,
+        load.warmup,
+        load.duration,
+        body.len()
+    );
+    println!(
+        "{:<26}{:>14}{:>14}{:>16}",
+        "", "emulator", "peer", "emulator/peer"
+    );
+    let row = |label: &str, unit: &str, emulator: f64, peer: f64| {
+        let (e, p) = (format!("{emulator:.2} {unit}"), format!("{peer:.2} {unit}"));
+        println!("{label:<26}{e:>14}{p:>14}{:>15.2}x", emulator / peer);
+    };
+    let (e_ready, p_ready) = (Millis::of(&emulator_ready), Millis::of(&peer_ready));
+    row("start-to-ready min", "ms", e_ready.min, p_ready.min);
+    row(
+        "start-to-ready median",
+        "ms",
+        e_ready.median,
+        p_ready.median,
+    );
+    row("RSS idle", "MiB", emulator_idle, peer_idle);
+    row("RSS after load", "MiB", emulator_after, peer_after);
+    row("requests/s", "", emulator_load.rps, peer_load.rps);
+    for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
+        let label = format!("latency {label}");
+        row(
+            &label,
+            "ms",
+            emulator_load.quantile_ms(q),
+            peer_load.quantile_ms(q),
+        );
+    }
+    row(
+        "server CPU under load",
+        "cores",
+        emulator_load.server_cores,
+        peer_load.server_cores,
+    );
+    row(
+        "bench CPU under load",
+        "cores",
+        emulator_load.client_cores,
+        peer_load.client_cores,
+    );
+    println!(
+        "{:<26}{:>14}{:>14}",
+        "requests measured",
+        emulator_load.latencies_us.len(),
+        peer_load.latencies_us.len()
+    );
+
+    println!("\ntargets (emulator):");
+    let targets = [
+        (
+            emulator_load.rps >= TARGET_RPS,
+            format!("at least {TARGET_RPS} requests/s"),
+            format!("{:.0}", emulator_load.rps),
+        ),
+        (
+            emulator_load.quantile_ms(0.99) < TARGET_P99_MS,
+            format!("p99 under {TARGET_P99_MS} ms"),
+            format!("{:.2} ms", emulator_load.quantile_ms(0.99)),
+        ),
+        (
+            e_ready.median < TARGET_READY_MS,
+            format!("ready in under {TARGET_READY_MS} ms (median)"),
+            format!("{:.2} ms", e_ready.median),
+        ),
+        (
+            emulator_idle < TARGET_IDLE_MIB,
+            format!("under {TARGET_IDLE_MIB} MiB resident when idle"),
+            format!("{emulator_idle:.2} MiB"),
+        ),
+    ];
+    for (pass, target, got) in &targets {
+        let verdict = if *pass { "PASS" } else { "MISS" };
+        println!("  {verdict}  {target:<40} got {got}");
+    }
+    let missed = targets.iter().filter(|(pass, ..)| !pass).count();
+    println!(
+        "\n{} of {} targets met",
+        targets.len() - missed,
+        targets.len()
+    );
+    Ok(())
+}
+
+/// A running server process, killed and reaped when dropped (also on error paths).
+#[derive(Debug)]
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    ready_after: Duration,
+}
+
+impl Server {
+    /// Spawns `exe args --listen ADDR` on a free port and waits until `/healthz` answers 200.
+    fn spawn(exe: &Path, args: &[&str]) -> Result<Self> {
+        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let start = Instant::now();
+        let child = Command::new(exe)
+            .args(args)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let mut server = Server {
+            child,
+            addr,
+            ready_after: Duration::ZERO,
+        };
+        loop {
+            if healthz_ok(addr) {
+                server.ready_after = start.elapsed();
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                return Err(format!(
+                    "{} exited ({status}) before answering /healthz; run it by hand to see why",
+                    exe.display()
+                )
+                .into());
+            }
+            if start.elapsed() > READY_DEADLINE {
+                return Err(format!(
+                    "{} did not answer /healthz on {addr} within {READY_DEADLINE:?}",
+                    exe.display()
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One blocking `GET /healthz`; true on a 200.
+fn healthz_ok(addr: SocketAddr) -> bool {
+    let attempt = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        Ok(response.starts_with(b"HTTP/1.1 200"))
+    };
+    attempt().unwrap_or(false)
+}
+
+/// VmRSS of a process, in MiB.
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))?;
+    Ok(kib / 1024.0)
+}
+
+/// VmRSS once the server has settled after becoming ready.
+fn idle_rss(server: &Server) -> Result<f64> {
+    std::thread::sleep(Duration::from_millis(300));
+    rss_mib(server.pid())
+}
+
+/// CPU time (user + system) a process has used so far; `pid` None is this process.
+fn cpu_time(pid: Option<u32>) -> Result<Duration> {
+    let path = pid.map_or_else(
+        || PathBuf::from("/proc/self/stat"),
+        |p| format!("/proc/{p}/stat").into(),
+    );
+    let stat = std::fs::read_to_string(path)?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let mut fields = after_name.split_whitespace().skip(11);
+    let mut ticks = || -> Result<u64> { Ok(fields.next().ok_or("short /proc stat")?.parse()?) };
+    let total = ticks()? + ticks()?;
+    // USER_HZ is 100 on every Linux build that matters.
+    Ok(Duration::from_millis(total * 10))
+}
+
+/// Creates the secret and one version, and returns the access response every request must match.
+async fn seed(addr: SocketAddr) -> Result<Bytes> {
+    let steps = [
+        (
+            Method::POST,
+            "/v1/projects/bench-proj/secrets?secretId=bench",
+            r#"{"replication":{"automatic":{}}}"#,
+        ),
+        (
+            Method::POST,
+            "/v1/projects/bench-proj/secrets/bench:addVersion",
+            r#"{"payload":{"data":"YmVuY2gtc2VjcmV0LXBheWxvYWQtMzItYnl0ZXMtbG9uZyE="}}"#,
+        ),
+        (Method::GET, ACCESS_PATH, ""),
+    ];
+    let mut last = Bytes::new();
+    for (method, path, body) in steps {
+        let mut sender = connect(addr).await?;
+        let (status, response) = send(&mut sender, method.clone(), path, body).await?;
+        if status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&response);
+            return Err(format!("seeding: {method} {path} answered {status}: {text}").into());
+        }
+        last = response;
+    }
+    Ok(last)
+}
+
+async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    method: Method,
+    path: &str,
+    body: &'static str,
+) -> Result<(StatusCode, Bytes)> {
+    sender.ready().await?;
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, "127.0.0.1")
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+#[derive(Debug)]
+struct LoadPlan {
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+}
+
+/// What one connection of the load generator saw.
+#[derive(Debug, Default)]
+struct ConnectionStats {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl ConnectionStats {
+    fn fail(&mut self, error: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(error);
+    }
+}
+
+#[derive(Debug)]
+struct LoadResult {
+    /// Sorted latencies of the requests that started and finished inside the measured window.
+    latencies_us: Vec<u32>,
+    rps: f64,
+    server_cores: f64,
+    client_cores: f64,
+}
+
+impl LoadResult {
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let n = self.latencies_us.len();
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n.max(1)) - 1;
+        self.latencies_us
+            .get(rank)
+            .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+    }
+}
+
+/// Closed-loop load: each connection sends its next request as soon as the last one is answered.
+async fn run_load(
+    addr: SocketAddr,
+    expected: &Bytes,
+    plan: &LoadPlan,
+    pid: u32,
+) -> Result<LoadResult> {
+    let start = Instant::now();
+    let measure_from = start + plan.warmup;
+    let end = measure_from + plan.duration;
+    let mut tasks = Vec::with_capacity(plan.connections);
+    for _ in 0..plan.connections {
+        let expected = expected.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats = ConnectionStats::default();
+            let mut sender = match connect(addr).await {
+                Ok(sender) => sender,
+                Err(error) => {
+                    stats.fail(format!("connect: {error}"));
+                    return stats;
+                }
+            };
+            while Instant::now() < end {
+                let sent = Instant::now();
+                let (status, body) = match send(&mut sender, Method::GET, ACCESS_PATH, "").await {
+                    Ok(answer) => answer,
+                    Err(error) => {
+                        // The connection is unusable after a transport error.
+                        stats.fail(error.to_string());
+                        break;
+                    }
+                };
+                let done = Instant::now();
+                if status != StatusCode::OK || body != expected {
+                    let text = String::from_utf8_lossy(&body);
+                    stats.fail(format!("{status}: {text}"));
+                } else if sent >= measure_from && done <= end {
+                    let micros = (done - sent).as_micros();
+                    stats
+                        .latencies_us
+                        .push(u32::try_from(micros).unwrap_or(u32::MAX));
+                }
+            }
+            stats
+        }));
+    }
+    // CPU use is sampled over the measured window only.
+    tokio::time::sleep_until(measure_from.into()).await;
+    let (server_before, client_before) = (cpu_time(Some(pid))?, cpu_time(None)?);
+    tokio::time::sleep_until(end.into()).await;
+    let (server_after, client_after) = (cpu_time(Some(pid))?, cpu_time(None)?);
+
+    let mut total = ConnectionStats::default();
+    for task in tasks {
+        let stats = task.await?;
+        total.latencies_us.extend(stats.latencies_us);
+        total.errors += stats.errors;
+        total.first_error = total.first_error.or(stats.first_error);
+    }
+    if let Some(first) = total.first_error {
+        return Err(format!(
+            "{} requests to {addr} failed or answered wrongly; first: {first}",
+            total.errors
+        )
+        .into());
+    }
+    let mut latencies_us = total.latencies_us;
+    latencies_us.sort_unstable();
+    let seconds = plan.duration.as_secs_f64();
+    Ok(LoadResult {
+        rps: latencies_us.len() as f64 / seconds,
+        latencies_us,
+        server_cores: (server_after - server_before).as_secs_f64() / seconds,
+        client_cores: (client_after - client_before).as_secs_f64() / seconds,
+    })
+}
+
+/// Min and median of a set of durations, in milliseconds.
+#[derive(Debug)]
+struct Millis {
+    min: f64,
+    median: f64,
+}
+
+impl Millis {
+    fn of(samples: &[Duration]) -> Self {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        let middle = ms.len() / 2;
+        let median = match (ms.len() % 2, ms.get(middle)) {
+            (0, Some(upper)) => (ms[middle - 1] + upper) / 2.0,
+            (_, Some(only)) => *only,
+            (_, None) => f64::NAN,
+        };
+        Millis {
+            min: ms.first().copied().unwrap_or(f64::NAN),
+            median,
+        }
+    }
+}

@@ -109,7 +109,7 @@ fn validate(mut policy: Policy) -> StateResult<Policy> {
         }
         if let Some(bad) = binding.members.iter().find(|m| !valid_member(m)) {
             return Err(StateError::invalid(format!(
-                "Invalid member type or format in member '{bad}'."
+                "Invalid member type or format in member '{bad}'"
             )));
         }
         if binding

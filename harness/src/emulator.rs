@@ -1,0 +1,135 @@
+//! An emulator running inside the test process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use emulator::{AppState, Store};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::HarnessError;
+use crate::gcloud::Gcloud;
+
+/// The project tests use unless they name another.
+const DEFAULT_PROJECT: &str = "demo-proj";
+
+/// How to start an [`Emulator`].
+#[derive(Debug, Default)]
+pub struct EmulatorBuilder {
+    data_dir: Option<PathBuf>,
+    project: Option<String>,
+}
+
+impl EmulatorBuilder {
+    /// Persist state in `dir`, as `--data-dir` does.
+    pub fn data_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.data_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// The project [`Emulator::gcloud`] uses by default.
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// Starts serving on a free loopback port; returns once the emulator accepts requests.
+    pub async fn start(self) -> Result<Emulator, HarnessError> {
+        let store = match &self.data_dir {
+            Some(dir) => Store::open(dir)
+                .map_err(HarnessError::io(format!("opening data dir {}", dir.display())))?,
+            None => Store::in_memory(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(HarnessError::io("binding a loopback port"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(HarnessError::io("reading the bound address"))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = AppState::new(store.clone(), addr);
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = emulator::run(listener, state, shutdown).await {
+                tracing::error!(%error, "in-process emulator stopped with an error");
+            }
+        });
+        Ok(Emulator {
+            addr,
+            project: self.project.unwrap_or_else(|| DEFAULT_PROJECT.to_string()),
+            store,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running emulator; dropping it stops the server.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    project: String,
+    store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// An in-memory emulator with the default project.
+    pub async fn start() -> Result<Emulator, HarnessError> {
+        Self::builder().start().await
+    }
+
+    /// Options for starting one.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// `http://127.0.0.1:PORT`, the root every API is served under.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The socket address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The default project of this emulator's clients.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// The state store, for assertions that look behind the API.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A gcloud CLI with its own configuration directory, pointed at this emulator.
+    pub fn gcloud(&self) -> Gcloud {
+        Gcloud::new(self.addr, &self.project)
+    }
+
+    /// Stops serving and waits until the listener is closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
