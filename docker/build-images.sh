@@ -17,7 +17,8 @@
 #   CLOUDRUN_EMULATOR_PULL_TIMEOUT   seconds allowed for `docker pull` of the base (default 60; 0 = don't pull)
 set -euo pipefail
 
-readonly SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SCRIPT_DIR
 readonly IMAGES_DIR="$SCRIPT_DIR/images"
 readonly BASE_IMAGE="debian:bookworm-slim"
 readonly BASE_SUITE="bookworm"
@@ -72,6 +73,7 @@ debian_sources() {
         return 0
     fi
     command -v apt-get >/dev/null || return 0
+    # shellcheck disable=SC2016 # $(...) are apt-get format fields, not shell
     apt-get indextargets --format '$(TARGET_OF) $(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null |
         awk -v suite="$BASE_SUITE" '
             $1 != "deb" || $4 != "main" { next }
@@ -90,8 +92,10 @@ debian_sources() {
 }
 
 # mmdebstrap a minbase bookworm root (plus EXTRA_PACKAGES, comma separated) and
-# `docker import` it as TAG. dpkg excludes docs/man/locales like the official
-# -slim images do.
+# `docker import` it as TAG, configured like the official -slim image (merged
+# /usr, dpkg excludes for docs/man/locales, PATH, CMD bash). EXTRA_PACKAGES is
+# the fallback for hosts where `apt-get install` cannot run inside `docker
+# build`; nothing uses it today because that works.
 import_debian_root() { # TAG [EXTRA_PACKAGES]
     local tag=$1 include=${2:-}
     ensure_mmdebstrap
@@ -115,8 +119,9 @@ import_debian_root() { # TAG [EXTRA_PACKAGES]
     local log id=""; log="$(new_log mmdebstrap)"
     if ! id="$(as_root mmdebstrap "${opts[@]}" "$BASE_SUITE" - "${sources[@]}" 2>"$log" |
                docker import --change 'CMD ["bash"]' \
+                   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
                    --change "LABEL $LABEL_OWNER.base-source=mmdebstrap" - 2>>"$log")"; then
-        [[ -n $id ]] && docker image rm "$id" >/dev/null 2>&1 || true
+        if [[ -n $id ]]; then docker image rm "$id" >/dev/null 2>&1 || true; fi
         fail_with_log "making $tag with mmdebstrap failed" "$log"
     fi
     docker tag "$id" "$tag"
@@ -172,7 +177,7 @@ image_tag() { echo "$TAG_PREFIX/$1:$TAG_VERSION"; }
 all_image_dirs() {
     local d
     for d in "$IMAGES_DIR"/*/; do
-        [[ -f $d/Dockerfile ]] && basename "$d"
+        if [[ -f $d/Dockerfile ]]; then basename "$d"; fi
     done
 }
 
@@ -219,4 +224,7 @@ main() {
     done
 }
 
-main "$@"
+# Only run when executed, so the functions can be sourced (e.g. for tests).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

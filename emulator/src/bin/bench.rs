@@ -17,7 +17,7 @@
 use std::error::Error;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -153,42 +153,45 @@ fn bench(args: &Args) -> Result<()> {
         "{:<26}{:>14}{:>14}{:>16}",
         "", "emulator", "peer", "emulator/peer"
     );
-    let row = |label: &str, unit: &str, emulator: f64, peer: f64| {
-        let (e, p) = (format!("{emulator:.2} {unit}"), format!("{peer:.2} {unit}"));
+    let row = |label: &str, unit: &str, decimals: usize, emulator: f64, peer: f64| {
+        let e = format!("{emulator:.decimals$} {unit}");
+        let p = format!("{peer:.decimals$} {unit}");
         println!("{label:<26}{e:>14}{p:>14}{:>15.2}x", emulator / peer);
     };
     let (e_ready, p_ready) = (Millis::of(&emulator_ready), Millis::of(&peer_ready));
-    row("start-to-ready min", "ms", e_ready.min, p_ready.min);
+    let (e_load, p_load) = (&emulator_load, &peer_load);
+    row("start-to-ready min", "ms", 2, e_ready.min, p_ready.min);
     row(
         "start-to-ready median",
         "ms",
+        2,
         e_ready.median,
         p_ready.median,
     );
-    row("RSS idle", "MiB", emulator_idle, peer_idle);
-    row("RSS after load", "MiB", emulator_after, peer_after);
-    row("requests/s", "", emulator_load.rps, peer_load.rps);
+    row("RSS idle", "MiB", 2, emulator_idle, peer_idle);
+    row("RSS after load", "MiB", 2, emulator_after, peer_after);
+    row("requests/s", "", 0, e_load.rps, p_load.rps);
     for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
         let label = format!("latency {label}");
         row(
             &label,
             "ms",
-            emulator_load.quantile_ms(q),
-            peer_load.quantile_ms(q),
+            2,
+            e_load.quantile_ms(q),
+            p_load.quantile_ms(q),
         );
     }
+    // Where the CPU went while measuring: the server, this load generator, everything else.
+    let (e_cpu, p_cpu) = (&e_load.cores, &p_load.cores);
+    row("CPU: server", "cores", 2, e_cpu.server, p_cpu.server);
     row(
-        "server CPU under load",
+        "CPU: load generator",
         "cores",
-        emulator_load.server_cores,
-        peer_load.server_cores,
+        2,
+        e_cpu.client,
+        p_cpu.client,
     );
-    row(
-        "bench CPU under load",
-        "cores",
-        emulator_load.client_cores,
-        peer_load.client_cores,
-    );
+    row("CPU: rest of machine", "cores", 2, e_cpu.other, p_cpu.other);
     println!(
         "{:<26}{:>14}{:>14}",
         "requests measured",
@@ -324,20 +327,62 @@ fn idle_rss(server: &Server) -> Result<f64> {
     rss_mib(server.pid())
 }
 
-/// CPU time (user + system) a process has used so far; `pid` None is this process.
-fn cpu_time(pid: Option<u32>) -> Result<Duration> {
-    let path = pid.map_or_else(
-        || PathBuf::from("/proc/self/stat"),
-        |p| format!("/proc/{p}/stat").into(),
-    );
-    let stat = std::fs::read_to_string(path)?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let mut fields = after_name.split_whitespace().skip(11);
-    let mut ticks = || -> Result<u64> { Ok(fields.next().ok_or("short /proc stat")?.parse()?) };
-    let total = ticks()? + ticks()?;
-    // USER_HZ is 100 on every Linux build that matters.
-    Ok(Duration::from_millis(total * 10))
+/// CPU time used so far by the server, this process, and the whole machine, in USER_HZ ticks.
+#[derive(Debug)]
+struct CpuSample {
+    server: u64,
+    client: u64,
+    machine: u64,
+}
+
+/// CPU use over an interval, in cores (1.0 is one CPU busy the whole time).
+#[derive(Debug)]
+struct Cores {
+    server: f64,
+    client: f64,
+    other: f64,
+}
+
+impl CpuSample {
+    fn take(server_pid: u32) -> Result<Self> {
+        // utime and stime are the 12th and 13th fields after the parenthesised command name.
+        let process = |path: String| -> Result<u64> {
+            let stat = std::fs::read_to_string(path)?;
+            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<&str> = after_name.split_whitespace().skip(11).take(2).collect();
+            fields
+                .iter()
+                .try_fold(0, |sum, f| Ok(sum + f.parse::<u64>()?))
+        };
+        // The machine's first /proc/stat line: every busy column (not idle, not iowait).
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let columns: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("cpu "))
+            .ok_or("no cpu line in /proc/stat")?
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let idle: u64 = columns.iter().skip(3).take(2).sum();
+        Ok(CpuSample {
+            server: process(format!("/proc/{server_pid}/stat"))?,
+            client: process("/proc/self/stat".to_string())?,
+            machine: columns.iter().take(8).sum::<u64>() - idle,
+        })
+    }
+
+    fn cores_since(&self, before: &CpuSample, seconds: f64) -> Cores {
+        // USER_HZ is 100 on every Linux build that matters.
+        let cores = |ticks: u64| ticks as f64 / 100.0 / seconds;
+        let (server, client) = (self.server - before.server, self.client - before.client);
+        let machine = self.machine - before.machine;
+        Cores {
+            server: cores(server),
+            client: cores(client),
+            other: cores(machine.saturating_sub(server + client)),
+        }
+    }
 }
 
 /// Creates the secret and one version, and returns the access response every request must match.
@@ -421,8 +466,7 @@ struct LoadResult {
     /// Sorted latencies of the requests that started and finished inside the measured window.
     latencies_us: Vec<u32>,
     rps: f64,
-    server_cores: f64,
-    client_cores: f64,
+    cores: Cores,
 }
 
 impl LoadResult {
@@ -483,9 +527,9 @@ async fn run_load(
     }
     // CPU use is sampled over the measured window only.
     tokio::time::sleep_until(measure_from.into()).await;
-    let (server_before, client_before) = (cpu_time(Some(pid))?, cpu_time(None)?);
+    let cpu_before = CpuSample::take(pid)?;
     tokio::time::sleep_until(end.into()).await;
-    let (server_after, client_after) = (cpu_time(Some(pid))?, cpu_time(None)?);
+    let cpu_after = CpuSample::take(pid)?;
 
     let mut total = ConnectionStats::default();
     for task in tasks {
@@ -507,8 +551,7 @@ async fn run_load(
     Ok(LoadResult {
         rps: latencies_us.len() as f64 / seconds,
         latencies_us,
-        server_cores: (server_after - server_before).as_secs_f64() / seconds,
-        client_cores: (client_after - client_before).as_secs_f64() / seconds,
+        cores: cpu_after.cores_since(&cpu_before, seconds),
     })
 }
 

@@ -1,6 +1,8 @@
 //! Compute Engine API v1, only the region and zone look-ups behind `gcloud config set
 //! compute/region|zone` and `gcloud compute regions|zones list|describe`.
 
+mod filter;
+
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
@@ -12,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
 use crate::state::locations;
 use crate::wire::Params;
+use filter::ComputeFilter;
 
 type PathParams = Path<HashMap<String, String>>;
 
@@ -89,13 +92,15 @@ fn list_json(kind: &str, app: &AppState, project: &str, what: &str, items: Vec<V
 async fn list_regions(
     State(app): State<AppState>,
     Path(path): PathParams,
-    _params: Params,
+    params: Params,
 ) -> ApiResult<Json<Value>> {
     let project = &path["project"];
     check_project(&app, project)?;
+    let filter = ComputeFilter::parse(params.get("filter").unwrap_or(""))?;
     let items = locations::REGIONS
         .iter()
         .map(|r| region_json(&app, project, r))
+        .filter(|r| filter.matches(r))
         .collect();
     Ok(Json(list_json(
         "compute#regionList",
@@ -120,16 +125,18 @@ async fn get_region(State(app): State<AppState>, Path(path): PathParams) -> ApiR
 async fn list_zones(
     State(app): State<AppState>,
     Path(path): PathParams,
-    _params: Params,
+    params: Params,
 ) -> ApiResult<Json<Value>> {
     let project = &path["project"];
     check_project(&app, project)?;
+    let filter = ComputeFilter::parse(params.get("filter").unwrap_or(""))?;
     let items = locations::REGIONS
         .iter()
         .flat_map(|r| {
             locations::zones(r)
                 .into_iter()
                 .map(|z| zone_json(&app, project, &z, r))
+                .filter(|z| filter.matches(z))
                 .collect::<Vec<_>>()
         })
         .collect();
