@@ -82,10 +82,7 @@ pub async fn post_verb(
     let changed = match verb {
         Some("enable") => app.store.enable_version(&secret, version, etag)?,
         Some("disable") => app.store.disable_version(&secret, version, etag)?,
-        Some("destroy") => {
-            let ttl = app.store.version_destroy_ttl(&secret)?;
-            app.store.destroy_version(&secret, version, etag, ttl)?
-        }
+        Some("destroy") => app.store.destroy_version(&secret, version, etag)?,
         Some(other) => return Err(unknown_method(other)),
         None => return Err(unknown_method("POST")),
     };

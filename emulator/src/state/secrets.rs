@@ -521,7 +521,7 @@ impl Data {
             n
         } else if let Some(n) = entry.secret.version_aliases.get(version) {
             u64::try_from(*n).map_err(|_| not_found())?
-        } else if !version.is_empty()
+        } else if version.starts_with(|c: char| c.is_ascii_alphabetic())
             && version
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -785,7 +785,7 @@ impl Store {
         version: &str,
         etag: Option<&str>,
     ) -> StateResult<SecretVersion> {
-        self.change_version(secret, version, etag, |v, now| {
+        self.change_version(secret, version, etag, |v, _, now| {
             if v.state == VersionState::Destroyed {
                 return Err(destroyed(&v));
             }
@@ -805,7 +805,7 @@ impl Store {
         version: &str,
         etag: Option<&str>,
     ) -> StateResult<SecretVersion> {
-        self.change_version(secret, version, etag, |v, now| {
+        self.change_version(secret, version, etag, |v, _, now| {
             if v.state == VersionState::Destroyed {
                 return Err(destroyed(&v));
             }
@@ -823,13 +823,12 @@ impl Store {
         secret: &SecretRef<'_>,
         version: &str,
         etag: Option<&str>,
-        destroy_ttl: Option<Duration>,
     ) -> StateResult<SecretVersion> {
-        self.change_version(secret, version, etag, |v, now| {
+        self.change_version(secret, version, etag, |v, parent, now| {
             if v.state == VersionState::Destroyed {
                 return Err(destroyed(&v));
             }
-            match destroy_ttl.and_then(|ttl| chrono::Duration::from_std(ttl).ok()) {
+            match parent.version_destroy_ttl.and_then(|ttl| chrono::Duration::from_std(ttl).ok()) {
                 Some(ttl) if !ttl.is_zero() => Ok(SecretVersion {
                     state: VersionState::Disabled,
                     scheduled_destroy_time: Some(now + ttl),
@@ -841,24 +840,19 @@ impl Store {
         })
     }
 
-    /// The destroy TTL of a secret, which decides how `destroy` behaves.
-    pub fn version_destroy_ttl(&self, secret: &SecretRef<'_>) -> StateResult<Option<Duration>> {
-        Ok(self.get_secret(secret)?.version_destroy_ttl)
-    }
-
     fn change_version(
         &self,
         secret: &SecretRef<'_>,
         version: &str,
         etag: Option<&str>,
-        change: impl FnOnce(SecretVersion, DateTime<Utc>) -> StateResult<SecretVersion>,
+        change: impl FnOnce(SecretVersion, &Secret, DateTime<Utc>) -> StateResult<SecretVersion>,
     ) -> StateResult<SecretVersion> {
         let now = Utc::now();
         self.commit(|data| {
             let entry = data.secret_entry(secret, now)?;
             let current = Data::resolve_version(entry, version)?.at(now);
             check_etag(etag, &current.etag)?;
-            let next = change(current, now)?;
+            let next = change(current, &entry.secret, now)?;
             let mut records = vec![Record::PutVersion {
                 version: next.clone(),
             }];
