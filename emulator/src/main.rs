@@ -39,6 +39,7 @@ async fn serve(config: emulator::Config) -> std::io::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    eprintln!("cloudrun-emulator listening on http://{addr}");
     tracing::info!(
         %addr,
         data_dir = ?config.data_dir,

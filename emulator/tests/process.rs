@@ -1,0 +1,221 @@
+//! The `cloudrun-emulator` binary as users run it: flags, environment, health, signals, and the
+//! durability of `--data-dir` across a kill -9.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cloudrun-emulator");
+
+/// A running emulator process, killed when dropped.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Process {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Process {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the emulator announces its address before exiting")
+                .expect("stderr is text");
+            if let Some(url) = line.strip_prefix("cloudrun-emulator listening on ") {
+                break url.to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Process { child, url }
+    }
+
+    fn on(data_dir: &Path) -> Process {
+        let dir = data_dir.to_str().expect("utf-8 path");
+        Process::start(&["--listen", "127.0.0.1:0", "--data-dir", dir], &[])
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn serves_health_and_stops_cleanly_on_sigterm() {
+    let emulator = Process::start(&[], &[("CLOUDRUN_EMULATOR_LISTEN", "127.0.0.1:0")]);
+    let health = http()
+        .get(format!("{}/healthz", emulator.url))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(health.status(), 200);
+
+    let mut emulator = emulator;
+    let pid = emulator.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = emulator.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the emulator ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "clean exit on SIGTERM, got {status}");
+}
+
+#[test]
+fn env_prints_exports_for_every_api() {
+    let out = Command::new(BIN)
+        .args(["env", "--listen", "127.0.0.1:7777", "--project", "my-proj"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    for api in ["SECRETMANAGER", "SERVICEUSAGE", "ARTIFACTREGISTRY", "COMPUTE"] {
+        assert!(
+            text.contains(&format!(
+                "export CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}=http://127.0.0.1:7777/\n"
+            )),
+            "{text}"
+        );
+    }
+    assert!(text.contains("export CLOUDSDK_CORE_PROJECT=my-proj\n"));
+    assert!(text.contains("export CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true\n"));
+}
+
+#[test]
+fn a_bad_listen_address_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["--listen", "not-an-address"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--listen"), "{stderr}");
+}
+
+async fn create(client: &reqwest::Client, url: &str, id: &str, payload: &str) -> bool {
+    use base64::Engine;
+    let created = client
+        .post(format!("{url}/v1/projects/demo-proj/secrets?secretId={id}"))
+        .json(&json!({"replication": {"automatic": {}}, "labels": {"n": id}}))
+        .send()
+        .await;
+    if !created.is_ok_and(|r| r.status() == 200) {
+        return false;
+    }
+    let data = base64::engine::general_purpose::STANDARD.encode(payload);
+    client
+        .post(format!("{url}/v1/projects/demo-proj/secrets/{id}:addVersion"))
+        .json(&json!({"payload": {"data": data}}))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+}
+
+async fn read(client: &reqwest::Client, url: &str, id: &str) -> Option<String> {
+    use base64::Engine;
+    let response = client
+        .get(format!("{url}/v1/projects/demo-proj/secrets/{id}/versions/latest:access"))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    let data = body["payload"]["data"].as_str()?;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).ok()?).ok()
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_that_was_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = http();
+
+    let first = Process::on(dir.path());
+    for i in 0..20 {
+        assert!(create(&client, &first.url, &format!("calm-{i}"), &format!("value {i}")).await);
+    }
+    let url = first.url.clone();
+    let writer = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0.. {
+                let id = format!("busy-{i}");
+                if !create(&client, &url, &id, &format!("busy value {i}")).await {
+                    break;
+                }
+                acknowledged.push(id);
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill_9();
+    let acknowledged = writer.await.expect("writer finishes when the server dies");
+    assert!(acknowledged.len() > 5, "the kill landed mid-stream");
+
+    let second = Process::on(dir.path());
+    for i in 0..20 {
+        assert_eq!(
+            read(&client, &second.url, &format!("calm-{i}")).await.as_deref(),
+            Some(format!("value {i}").as_str())
+        );
+    }
+    for id in &acknowledged {
+        let n = id.trim_start_matches("busy-");
+        assert_eq!(
+            read(&client, &second.url, id).await.as_deref(),
+            Some(format!("busy value {n}").as_str()),
+            "acknowledged write {id} survived"
+        );
+    }
+    assert!(create(&client, &second.url, "after-restart", "fine").await);
+    second.kill_9();
+
+    let third = Process::on(dir.path());
+    assert_eq!(
+        read(&client, &third.url, "after-restart").await.as_deref(),
+        Some("fine")
+    );
+}
+
+#[tokio::test]
+async fn one_data_dir_serves_one_emulator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = Process::on(dir.path());
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by another emulator"), "{stderr}");
+}
