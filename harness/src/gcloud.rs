@@ -63,6 +63,13 @@ impl Gcloud {
         self
     }
 
+    /// Gives a command (a shell script calling gcloud, say) this gcloud's configuration.
+    pub fn configure(&self, command: &mut std::process::Command) {
+        command
+            .env("CLOUDSDK_CONFIG", self.config_dir())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+
     /// A gcloud command; `.await` it for its output.
     pub fn run<I, S>(&self, args: I) -> GcloudCommand
     where
