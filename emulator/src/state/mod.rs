@@ -11,6 +11,7 @@ mod journal;
 pub mod filter;
 pub mod iam;
 pub mod locations;
+pub mod logs;
 pub mod operations;
 pub mod page;
 pub mod projects;
@@ -39,6 +40,7 @@ struct Inner {
     data: RwLock<Data>,
     journal: Option<Mutex<Journal>>,
     operations: operations::Operations,
+    logs: logs::LogStore,
 }
 
 /// Everything that is persisted, as one serialisable value (the snapshot).
@@ -160,6 +162,7 @@ impl Store {
                 data: RwLock::new(data),
                 journal: journal.map(Mutex::new),
                 operations: operations::Operations::default(),
+                logs: logs::LogStore::default(),
             }),
         }
     }
@@ -172,6 +175,11 @@ impl Store {
     /// Long-running operations, which live in memory only: they all complete at once.
     pub fn operations(&self) -> &operations::Operations {
         &self.inner.operations
+    }
+
+    /// Log entries of running revisions, which live in memory only.
+    pub fn logs(&self) -> &logs::LogStore {
+        &self.inner.logs
     }
 
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Data) -> T) -> T {
