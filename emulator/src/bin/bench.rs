@@ -136,103 +136,99 @@ fn bench(args: &Args) -> Result<()> {
     }
 
     let emulator_load = runtime.block_on(run_load(emulator.addr, &body, &load, emulator.pid()))?;
-    let emulator_after = rss_mib(emulator.pid())?;
+    let emulator = Figures {
+        ready: Millis::of(&emulator_ready),
+        idle_mib: emulator_idle,
+        after_load_mib: rss_mib(emulator.pid())?,
+        load: emulator_load,
+    };
     let peer_load = runtime.block_on(run_load(peer.addr, &body, &load, peer.pid()))?;
-    let peer_after = rss_mib(peer.pid())?;
+    let peer = Figures {
+        ready: Millis::of(&peer_ready),
+        idle_mib: peer_idle,
+        after_load_mib: rss_mib(peer.pid())?,
+        load: peer_load,
+    };
+    report(&load, body.len(), &emulator, &peer);
+    Ok(())
+}
 
+/// Everything measured of one server.
+#[derive(Debug)]
+struct Figures {
+    ready: Millis,
+    idle_mib: f64,
+    after_load_mib: f64,
+    load: LoadResult,
+}
+
+fn report(plan: &LoadPlan, body_len: usize, e: &Figures, p: &Figures) {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
         "cloudrun-emulator bench: {} connections, {:?} warmup + {:?} measured, {cpus} CPUs, \
-         access body {} bytes\n",
-        load.connections,
-        load.warmup,
-        load.duration,
-        body.len()
+         access body {body_len} bytes\n",
+        plan.connections, plan.warmup, plan.duration,
     );
     println!(
         "{:<26}{:>14}{:>14}{:>16}",
         "", "emulator", "peer", "emulator/peer"
     );
-    let row = |label: &str, unit: &str, decimals: usize, emulator: f64, peer: f64| {
-        let e = format!("{emulator:.decimals$} {unit}");
-        let p = format!("{peer:.decimals$} {unit}");
-        println!("{label:<26}{e:>14}{p:>14}{:>15.2}x", emulator / peer);
+    let row = |label: &str, unit: &str, value: &dyn Fn(&Figures) -> f64| {
+        let (emulator, peer) = (value(e), value(p));
+        let decimals = if unit.is_empty() { 0 } else { 2 };
+        let emulator_text = format!("{emulator:.decimals$} {unit}");
+        let peer_text = format!("{peer:.decimals$} {unit}");
+        let ratio = emulator / peer;
+        println!("{label:<26}{emulator_text:>14}{peer_text:>14}{ratio:>15.2}x");
     };
-    let (e_ready, p_ready) = (Millis::of(&emulator_ready), Millis::of(&peer_ready));
-    let (e_load, p_load) = (&emulator_load, &peer_load);
-    row("start-to-ready min", "ms", 2, e_ready.min, p_ready.min);
-    row(
-        "start-to-ready median",
-        "ms",
-        2,
-        e_ready.median,
-        p_ready.median,
-    );
-    row("RSS idle", "MiB", 2, emulator_idle, peer_idle);
-    row("RSS after load", "MiB", 2, emulator_after, peer_after);
-    row("requests/s", "", 0, e_load.rps, p_load.rps);
+    row("start-to-ready min", "ms", &|f| f.ready.min);
+    row("start-to-ready median", "ms", &|f| f.ready.median);
+    row("RSS idle", "MiB", &|f| f.idle_mib);
+    row("RSS after load", "MiB", &|f| f.after_load_mib);
+    row("requests/s", "", &|f| f.load.rps);
     for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
-        let label = format!("latency {label}");
-        row(
-            &label,
-            "ms",
-            2,
-            e_load.quantile_ms(q),
-            p_load.quantile_ms(q),
-        );
+        row(&format!("latency {label}"), "ms", &|f| {
+            f.load.quantile_ms(q)
+        });
     }
     // Where the CPU went while measuring: the server, this load generator, everything else.
-    let (e_cpu, p_cpu) = (&e_load.cores, &p_load.cores);
-    row("CPU: server", "cores", 2, e_cpu.server, p_cpu.server);
-    row(
-        "CPU: load generator",
-        "cores",
-        2,
-        e_cpu.client,
-        p_cpu.client,
-    );
-    row("CPU: rest of machine", "cores", 2, e_cpu.other, p_cpu.other);
-    println!(
-        "{:<26}{:>14}{:>14}",
-        "requests measured",
-        emulator_load.latencies_us.len(),
-        peer_load.latencies_us.len()
-    );
+    row("CPU: server", "cores", &|f| f.load.cores.server);
+    row("CPU: load generator", "cores", &|f| f.load.cores.client);
+    row("CPU: rest of machine", "cores", &|f| f.load.cores.other);
+    row("requests measured", "", &|f| {
+        f.load.latencies_us.len() as f64
+    });
 
     println!("\ntargets (emulator):");
+    let p99 = e.load.quantile_ms(0.99);
     let targets = [
         (
-            emulator_load.rps >= TARGET_RPS,
+            e.load.rps >= TARGET_RPS,
             format!("at least {TARGET_RPS} requests/s"),
-            format!("{:.0}", emulator_load.rps),
+            format!("{:.0}", e.load.rps),
         ),
         (
-            emulator_load.quantile_ms(0.99) < TARGET_P99_MS,
+            p99 < TARGET_P99_MS,
             format!("p99 under {TARGET_P99_MS} ms"),
-            format!("{:.2} ms", emulator_load.quantile_ms(0.99)),
+            format!("{p99:.2} ms"),
         ),
         (
-            e_ready.median < TARGET_READY_MS,
+            e.ready.median < TARGET_READY_MS,
             format!("ready in under {TARGET_READY_MS} ms (median)"),
-            format!("{:.2} ms", e_ready.median),
+            format!("{:.2} ms", e.ready.median),
         ),
         (
-            emulator_idle < TARGET_IDLE_MIB,
+            e.idle_mib < TARGET_IDLE_MIB,
             format!("under {TARGET_IDLE_MIB} MiB resident when idle"),
-            format!("{emulator_idle:.2} MiB"),
+            format!("{:.2} MiB", e.idle_mib),
         ),
     ];
     for (pass, target, got) in &targets {
         let verdict = if *pass { "PASS" } else { "MISS" };
         println!("  {verdict}  {target:<40} got {got}");
     }
-    let missed = targets.iter().filter(|(pass, ..)| !pass).count();
-    println!(
-        "\n{} of {} targets met",
-        targets.len() - missed,
-        targets.len()
-    );
-    Ok(())
+    let met = targets.iter().filter(|(pass, ..)| *pass).count();
+    println!("\n{met} of {} targets met", targets.len());
 }
 
 /// A running server process, killed and reaped when dropped (also on error paths).
