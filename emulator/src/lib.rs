@@ -12,7 +12,9 @@
 pub mod artifactregistry;
 pub mod compute;
 pub mod config;
+pub mod controller;
 pub mod error;
+pub mod run;
 pub mod secretmanager;
 pub mod server;
 pub mod serviceusage;

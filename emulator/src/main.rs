@@ -50,7 +50,11 @@ async fn serve(config: emulator::Config) -> std::io::Result<()> {
         "\nPoint gcloud at this emulator with:\n\n  eval \"$(cloudrun-emulator env --listen {addr})\"\n\nor in a gcloud configuration:\n\n{}",
         indent(&config.gcloud_commands(addr))
     );
-    emulator::run(listener, AppState::new(store, addr), shutdown_signal()).await?;
+    let controller = std::sync::Arc::new(emulator::controller::Detached::new(
+        store.clone(),
+        "the Docker runtime is not wired in yet",
+    ));
+    emulator::run(listener, AppState::new(store, addr, controller), shutdown_signal()).await?;
     tracing::info!("cloudrun-emulator stopped");
     Ok(())
 }

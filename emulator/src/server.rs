@@ -13,14 +13,17 @@ use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::controller::Reconcile;
 use crate::error::ApiError;
 use crate::state::Store;
+use crate::run as cloud_run;
 use crate::{artifactregistry, compute, secretmanager, serviceusage};
 
-/// What every handler can reach: the state store and the emulator's settings.
+/// What every handler can reach: the state store, the controller and the emulator's settings.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    pub controller: Arc<dyn Reconcile>,
     pub settings: Arc<Settings>,
 }
 
@@ -29,14 +32,20 @@ pub struct AppState {
 pub struct Settings {
     /// The address the emulator serves on, as clients reach it.
     pub public_addr: SocketAddr,
+    /// The host in service URLs: where the ingress listens.
+    pub ingress_host: String,
 }
 
 impl AppState {
-    /// State for a server reachable at `public_addr`.
-    pub fn new(store: Store, public_addr: SocketAddr) -> Self {
+    /// State for a server reachable at `public_addr`, running revisions with `controller`.
+    pub fn new(store: Store, public_addr: SocketAddr, controller: Arc<dyn Reconcile>) -> Self {
         Self {
             store,
-            settings: Arc::new(Settings { public_addr }),
+            controller,
+            settings: Arc::new(Settings {
+                public_addr,
+                ingress_host: "127.0.0.1".into(),
+            }),
         }
     }
 }
@@ -49,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(serviceusage::router())
         .merge(artifactregistry::router())
         .merge(compute::router())
+        .merge(cloud_run::router())
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(state.clone(), trace_request))
         .with_state(state)

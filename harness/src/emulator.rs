@@ -47,7 +47,11 @@ impl EmulatorBuilder {
             .local_addr()
             .map_err(HarnessError::io("reading the bound address"))?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), addr);
+        let controller = std::sync::Arc::new(emulator::controller::Detached::new(
+            store.clone(),
+            "the Docker runtime is not wired in yet",
+        ));
+        let state = AppState::new(store.clone(), addr, controller);
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;

@@ -16,6 +16,7 @@ pub mod operations;
 pub mod page;
 pub mod projects;
 pub mod repositories;
+pub mod run;
 pub mod secrets;
 pub mod services;
 
@@ -59,6 +60,12 @@ pub(crate) struct Data {
     services: BTreeMap<String, BTreeMap<String, bool>>,
     #[serde(default)]
     repositories: BTreeMap<String, repositories::Repository>,
+    /// Cloud Run services by full name.
+    #[serde(default)]
+    services_run: BTreeMap<String, run::Service>,
+    /// Cloud Run revisions by `projects/N/locations/R/revisions/NAME`.
+    #[serde(default)]
+    revisions: BTreeMap<String, run::Revision>,
 }
 
 /// One durable change; a transaction is a list of them, journaled as one line.
@@ -92,6 +99,18 @@ pub(crate) enum Record {
     },
     DeleteRepository {
         name: String,
+    },
+    PutService {
+        service: run::Service,
+    },
+    DeleteService {
+        name: String,
+    },
+    PutRevision {
+        revision: run::Revision,
+    },
+    DeleteRevision {
+        key: String,
     },
 }
 
@@ -139,6 +158,21 @@ impl Data {
             Record::DeleteRepository { name } => {
                 self.repositories.remove(&name);
                 self.policies.remove(&name);
+            }
+            Record::PutService { service } => {
+                self.services_run.insert(service.name.to_string(), service);
+            }
+            Record::DeleteService { name } => {
+                if let Some(service) = self.services_run.remove(&name) {
+                    self.revisions.retain(|_, r| r.service != service.name);
+                }
+                self.policies.remove(&name);
+            }
+            Record::PutRevision { revision } => {
+                self.revisions.insert(revision.key(), revision);
+            }
+            Record::DeleteRevision { key } => {
+                self.revisions.remove(&key);
             }
         }
     }

@@ -1,0 +1,67 @@
+//! The controller: makes the containers match the Cloud Run state. The API layer tells it what
+//! changed; it starts and stops revision instances through the runtime, points the ingress at
+//! them, and records each revision's outcome back in the state store.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::state::Store;
+use crate::state::run::{RevisionState, Service, ServiceName};
+
+/// What the Cloud Run API asks of whatever runs revisions.
+pub trait Reconcile: Send + Sync + Debug {
+    /// A service's spec or IAM policy changed: bring its instances and routes up to date (returns
+    /// at once; the work happens in the background).
+    fn service_changed(&self, service: ServiceName);
+
+    /// A service was deleted: resolves once its instances and its URL are gone.
+    fn service_deleted(&self, service: Service) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// The reconciler of an emulator without a container engine: revisions fail with the reason.
+#[derive(Debug, Clone)]
+pub struct Detached {
+    store: Store,
+    reason: String,
+}
+
+impl Detached {
+    /// Fails every new revision of `store` with `reason` (why no engine is attached).
+    pub fn new(store: Store, reason: impl Into<String>) -> Self {
+        Self {
+            store,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Reconcile for Detached {
+    fn service_changed(&self, service: ServiceName) {
+        let Ok(revisions) = self
+            .store
+            .list_revisions(&service.project, Some(&service.region), Some(&service.name))
+        else {
+            return;
+        };
+        for revision in revisions
+            .into_iter()
+            .filter(|r| r.state == RevisionState::Pending)
+        {
+            let failed = RevisionState::Failed {
+                reason: "ContainerRuntimeUnavailable".into(),
+                message: format!(
+                    "No container runtime is attached to this emulator: {}",
+                    self.reason
+                ),
+            };
+            if let Err(error) = self.store.set_revision_state(&revision.key(), failed) {
+                tracing::warn!(%error, "recording a revision failure failed");
+            }
+        }
+    }
+
+    fn service_deleted(&self, _service: Service) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
+}
