@@ -16,6 +16,10 @@ pub const ENDPOINT_OVERRIDES: &[&str] = &[
     "serviceusage",
 ];
 
+/// gcloud's Cloud Run endpoint: gcloud prefixes the host with the region (`us-central1-run.emulator`)
+/// and sends every request through the emulator as its HTTP proxy, so the name never resolves.
+pub const RUN_ENDPOINT: &str = "http://run.emulator/";
+
 /// Google Cloud Run, Secret Manager and Cloud SQL on your machine, offline.
 #[derive(Debug, Parser)]
 #[command(name = "cloudrun-emulator", version, about)]
@@ -57,24 +61,11 @@ pub struct Config {
 impl Config {
     /// The environment a shell needs so that gcloud and clients talk to an emulator at `addr`.
     pub fn client_env(&self, addr: SocketAddr) -> Vec<(String, String)> {
-        let url = format!("http://{addr}/");
-        let mut env = vec![
-            (
-                "CLOUDRUN_EMULATOR_URL".to_string(),
-                url.trim_end_matches('/').to_string(),
-            ),
-            ("CLOUDSDK_CORE_PROJECT".to_string(), self.project.clone()),
-            (
-                "CLOUDSDK_AUTH_DISABLE_CREDENTIALS".to_string(),
-                "true".to_string(),
-            ),
-        ];
-        env.extend(ENDPOINT_OVERRIDES.iter().map(|api| {
-            (
-                format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{}", api.to_uppercase()),
-                url.clone(),
-            )
-        }));
+        let mut env = vec![(
+            "CLOUDRUN_EMULATOR_URL".to_string(),
+            format!("http://{addr}"),
+        )];
+        env.extend(gcloud_env(addr, &self.project));
         env
     }
 
@@ -98,8 +89,38 @@ impl Config {
                 "gcloud config set api_endpoint_overrides/{api} {url}\n"
             ));
         }
+        out.push_str(&format!(
+            "gcloud config set api_endpoint_overrides/run {RUN_ENDPOINT}\n\
+             gcloud config set proxy/type http\n\
+             gcloud config set proxy/address {}\n\
+             gcloud config set proxy/port {}\n",
+            addr.ip(),
+            addr.port()
+        ));
         out
     }
+}
+
+/// gcloud's settings, as `CLOUDSDK_*` variables, for an emulator at `addr`.
+pub fn gcloud_env(addr: SocketAddr, project: &str) -> Vec<(String, String)> {
+    let url = format!("http://{addr}/");
+    let mut env: Vec<(String, String)> = vec![
+        ("CLOUDSDK_CORE_PROJECT".into(), project.to_string()),
+        ("CLOUDSDK_AUTH_DISABLE_CREDENTIALS".into(), "true".into()),
+    ];
+    env.extend(ENDPOINT_OVERRIDES.iter().map(|api| {
+        (
+            format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{}", api.to_uppercase()),
+            url.clone(),
+        )
+    }));
+    env.extend([
+        ("CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN".into(), RUN_ENDPOINT.into()),
+        ("CLOUDSDK_PROXY_TYPE".into(), "http".into()),
+        ("CLOUDSDK_PROXY_ADDRESS".into(), addr.ip().to_string()),
+        ("CLOUDSDK_PROXY_PORT".into(), addr.port().to_string()),
+    ]);
+    env
 }
 
 #[cfg(test)]

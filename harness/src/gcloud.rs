@@ -13,9 +13,6 @@ use tokio::process::Command;
 
 use crate::error::HarnessError;
 
-/// gcloud's endpoint properties for the APIs the emulator answers.
-const OVERRIDES: &[&str] = emulator::config::ENDPOINT_OVERRIDES;
-
 /// A gcloud CLI with its own `CLOUDSDK_CONFIG`; cheap to clone, removed with the last clone.
 #[derive(Debug, Clone)]
 pub struct Gcloud {
@@ -32,23 +29,15 @@ impl Gcloud {
                 .tempdir()
                 .unwrap_or_else(|e| panic!("cannot create a gcloud config directory: {e}")),
         );
-        let url = format!("http://{addr}/");
-        let mut env = vec![
-            ("CLOUDSDK_AUTH_DISABLE_CREDENTIALS".into(), "true".into()),
-            ("CLOUDSDK_CORE_PROJECT".into(), project.to_string()),
-            ("CLOUDSDK_CORE_DISABLE_PROMPTS".into(), "1".into()),
-            ("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING".into(), "true".into()),
-            (
-                "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK".into(),
-                "true".into(),
-            ),
-        ];
-        env.extend(OVERRIDES.iter().map(|api| {
-            (
-                format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{}", api.to_uppercase()),
-                url.clone(),
-            )
-        }));
+        let mut env = emulator::config::gcloud_env(addr, project);
+        env.extend(
+            [
+                ("CLOUDSDK_CORE_DISABLE_PROMPTS", "1"),
+                ("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true"),
+                ("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "true"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         Gcloud { config_dir, env }
     }
 

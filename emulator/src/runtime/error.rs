@@ -48,6 +48,9 @@ pub enum RuntimeError {
     /// A wait exceeded its deadline.
     #[error("timed out after {}s {what}", .after.as_secs())]
     Timeout { what: String, after: Duration },
+    /// The engine answered something the runtime cannot use (e.g. no host port published).
+    #[error("the Docker engine answered unexpectedly: {0}")]
+    Unexpected(String),
     /// A Docker call failed; `action` says what the runtime was doing.
     #[error("Docker could not {action}: {source}")]
     Docker {
