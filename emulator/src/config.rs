@@ -37,6 +37,24 @@ pub enum Command {
     Serve,
     /// Print `export` lines that point gcloud and client libraries at the emulator.
     Env,
+    /// Print what a Cloud Run service's containers wrote, oldest first (asks a running emulator).
+    Logs(LogsArgs),
+}
+
+/// Which logs `cloudrun-emulator logs` prints.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// The Cloud Run service.
+    pub service: String,
+    /// Only this revision.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// At most this many lines (the newest).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// The emulator to ask (defaults to $CLOUDRUN_EMULATOR_URL, then --listen).
+    #[arg(long, env = "CLOUDRUN_EMULATOR_URL")]
+    pub emulator: Option<String>,
 }
 
 /// How the emulator runs.

@@ -21,6 +21,16 @@ async fn main() -> ExitCode {
             print!("{}", cli.config.export_lines(cli.config.listen));
             ExitCode::SUCCESS
         }
+        Some(Command::Logs(args)) => match emulator::logs_cli::fetch(&cli.config, &args).await {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("cloudrun-emulator logs: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Serve) | None => match serve(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -10,6 +10,9 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
+    /// `docker/build-images.sh` failed.
+    #[error("building images [{names}] failed:\n{output}")]
+    Images { names: String, output: String },
     /// A gcloud command exited non-zero where success was expected.
     #[error("`gcloud {args}` failed with {status}:\n{stderr}")]
     Gcloud {

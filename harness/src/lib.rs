@@ -18,7 +18,9 @@
 mod emulator;
 mod error;
 mod gcloud;
+mod images;
 
 pub use emulator::{Emulator, EmulatorBuilder};
 pub use error::HarnessError;
 pub use gcloud::{Gcloud, GcloudCommand, GcloudOutput};
+pub use images::ensure_images;

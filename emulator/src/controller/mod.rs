@@ -65,3 +65,4 @@ impl Reconcile for Detached {
         Box::pin(async {})
     }
 }
+

@@ -395,7 +395,7 @@ fn validate_template(service: &str, template: &mut RevisionTemplate) -> StateRes
             .into_iter()
             .flatten()
         {
-            if probe.timeout_seconds >= probe.period_seconds && probe.period_seconds > 1 {
+            if probe.timeout_seconds >= probe.period_seconds {
                 return Err(StateError::invalid(format!(
                     "{field}[{i}]: Probe timeoutSeconds must be smaller than periodSeconds."
                 )));
@@ -1056,4 +1056,118 @@ fn check_traffic_revisions(data: &Data, service: &Service, new: Option<&Revision
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(name: &str, ports: &[u16]) -> Container {
+        Container {
+            name: name.into(),
+            image: "img".into(),
+            command: vec![],
+            args: vec![],
+            working_dir: None,
+            env: vec![],
+            ports: ports.to_vec(),
+            cpu: None,
+            memory: None,
+            volume_mounts: vec![],
+            startup_probe: None,
+            liveness_probe: None,
+        }
+    }
+
+    fn spec(containers: Vec<Container>) -> ServiceSpec {
+        ServiceSpec {
+            template_json: serde_json::json!({"n": rand::random::<u32>()}),
+            template: RevisionTemplate {
+                containers,
+                ..RevisionTemplate::default()
+            },
+            ..ServiceSpec::default()
+        }
+    }
+
+    const AT: ServiceRef<'static> = ServiceRef {
+        project: "demo-proj",
+        region: "us-central1",
+        name: "web",
+    };
+
+    #[test]
+    fn exactly_one_container_exposes_a_port() {
+        let store = Store::in_memory();
+        let two = store.create_service(AT, spec(vec![container("a", &[80]), container("b", &[81])]));
+        assert!(matches!(two, Err(StateError::InvalidArgument(m)) if m.contains("exactly one container with an exposed port")));
+        let none = store.create_service(AT, spec(vec![container("a", &[]), container("b", &[])]));
+        assert!(none.is_err());
+        let lone = store
+            .create_service(AT, spec(vec![container("", &[])]))
+            .expect("a lone container defaults to 8080");
+        assert_eq!(lone.service.template.containers[0].name, "web-1");
+    }
+
+    #[test]
+    fn dependencies_need_startup_probes_and_no_cycles() {
+        let store = Store::in_memory();
+        let mut with_deps = spec(vec![container("app", &[8080]), container("side", &[])]);
+        with_deps
+            .template
+            .annotations
+            .insert(DEPENDENCIES_ANNOTATION.into(), "{app: [side]}".into());
+        let refused = store.create_service(AT, with_deps.clone());
+        assert!(matches!(refused, Err(StateError::InvalidArgument(m)) if m.contains("Dependent container 'side' must have startup probe specified")));
+        with_deps.template.containers[1].startup_probe = Some(Probe {
+            check: ProbeCheck::Tcp { port: Some(5000) },
+            initial_delay_seconds: 0,
+            timeout_seconds: 1,
+            period_seconds: 10,
+            failure_threshold: 3,
+        });
+        store.create_service(AT, with_deps).expect("valid now");
+        assert_eq!(
+            parse_dependencies(r#"{"a":["b","c"]}"#).expect("json"),
+            BTreeMap::from([("a".to_string(), vec!["b".to_string(), "c".to_string()])])
+        );
+    }
+
+    #[test]
+    fn template_changes_mint_revisions_and_traffic_changes_do_not() {
+        let store = Store::in_memory();
+        let first = store
+            .create_service(AT, spec(vec![container("app", &[])]))
+            .expect("created");
+        let one = first.status.latest_created.clone().expect("revision");
+        assert!(one.starts_with("web-00001-"));
+        assert_eq!(first.status.ready.status, ConditionStatus::Unknown);
+        let key = format!("projects/{}/locations/us-central1/revisions/{one}", first.service.name.project);
+        store.set_revision_state(&key, RevisionState::Ready).expect("ready");
+        let ready = store.get_service(AT).expect("get");
+        assert_eq!(ready.status.ready.status, ConditionStatus::True);
+        assert_eq!(ready.status.traffic[0].revision, one);
+
+        let second = store
+            .replace_service(AT, spec(vec![container("app", &[])]))
+            .expect("replaced");
+        let two = second.status.latest_created.clone().expect("revision");
+        assert!(two.starts_with("web-00002-"));
+        let key2 = format!("projects/{}/locations/us-central1/revisions/{two}", first.service.name.project);
+        store
+            .set_revision_state(&key2, RevisionState::Failed { reason: "X".into(), message: "boom".into() })
+            .expect("failed");
+        let failed = store.get_service(AT).expect("get");
+        assert_eq!(failed.status.ready.status, ConditionStatus::False);
+        assert!(failed.status.ready.message.as_deref().is_some_and(|m| m.contains("boom") && m.contains(&two)));
+        assert_eq!(failed.status.traffic[0].revision, one, "the last ready revision keeps serving");
+
+        let mut traffic_only = spec(vec![]);
+        traffic_only.template = failed.service.template.clone();
+        traffic_only.template_json = failed.service.template_json.clone();
+        traffic_only.traffic = vec![TrafficTarget { revision: Some(one.clone()), latest: false, percent: Some(100), tag: None }];
+        let pinned = store.replace_service(AT, traffic_only).expect("traffic");
+        assert_eq!(pinned.status.latest_created.as_deref(), Some(two.as_str()), "no new revision");
+        assert_eq!(pinned.service.generation, 3);
+    }
 }
