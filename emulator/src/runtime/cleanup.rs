@@ -49,14 +49,25 @@ pub(crate) async fn remove_labelled(
     }
 
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .map_err(RuntimeError::docker("list volumes"))?;
-    let results = join_all(volumes.volumes.unwrap_or_default().iter().map(|v| async move {
-        docker
-            .remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::new().force(true).build()))
-            .await
-    }))
+    let results = join_all(
+        volumes
+            .volumes
+            .unwrap_or_default()
+            .iter()
+            .map(|v| async move {
+                docker
+                    .remove_volume(
+                        &v.name,
+                        Some(RemoveVolumeOptionsBuilder::new().force(true).build()),
+                    )
+                    .await
+            }),
+    )
     .await;
     for result in results {
         match result {
@@ -96,7 +107,9 @@ pub(crate) async fn reap_orphans(docker: &Docker, ours: &str) -> Result<usize, R
                 .filter_map(|c| c.labels?.remove(LABEL_OWNER)),
         );
         let volumes = docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ))
             .await
             .map_err(RuntimeError::docker("list volumes"))?;
         owners.extend(

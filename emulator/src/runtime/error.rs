@@ -83,14 +83,6 @@ fn exited_message(container: &str, code: &i64, last_logs: &[String]) -> String {
     message
 }
 
-/// Whether a Docker error is the engine saying "no such object".
-pub(crate) fn is_not_found(error: &bollard::errors::Error) -> bool {
-    matches!(
-        error,
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
-    )
-}
-
 /// Whether a Docker error only says the object is already gone or going (404, 409 in progress,
 /// 304 already stopped): removal and stop treat those as success.
 pub(crate) fn is_gone(error: &bollard::errors::Error) -> bool {

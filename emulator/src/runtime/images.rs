@@ -21,7 +21,9 @@ pub(crate) async fn is_present(docker: &Docker, reference: &str) -> Result<bool,
             status_code: 400 | 404,
             ..
         }) => Ok(false),
-        Err(e) => Err(RuntimeError::docker(format!("inspect image {reference}"))(e)),
+        Err(e) => Err(RuntimeError::docker(format!("inspect image {reference}"))(
+            e,
+        )),
     }
 }
 
@@ -42,7 +44,9 @@ pub(crate) async fn ensure(docker: &Docker, reference: &str) -> Result<(), Runti
 
 /// One pull attempt within [`PULL_TIMEOUT`]; failures are only logged, the caller re-inspects.
 async fn pull(docker: &Docker, reference: &str) {
-    let options = CreateImageOptionsBuilder::new().from_image(reference).build();
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(reference)
+        .build();
     let attempt = async {
         let mut progress = docker.create_image(Some(options), None, None);
         while let Some(item) = progress.next().await {

@@ -6,7 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, VolumeCreateRequest,
+};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StopContainerOptionsBuilder};
 use futures_util::future::{join_all, try_join_all};
 use parking_lot::Mutex;
@@ -146,7 +148,12 @@ pub(crate) async fn start(engine: &Engine, spec: PodSpec) -> Result<Pod, Runtime
         });
     }
     let references: BTreeSet<&str> = spec.containers.iter().map(|c| c.image.as_str()).collect();
-    try_join_all(references.into_iter().map(|r| images::ensure(&engine.docker, r))).await?;
+    try_join_all(
+        references
+            .into_iter()
+            .map(|r| images::ensure(&engine.docker, r)),
+    )
+    .await?;
 
     let shared = Arc::new(Shared {
         status: watch::Sender::new(PodStatus::Ready),
@@ -171,19 +178,21 @@ pub(crate) async fn start(engine: &Engine, spec: PodSpec) -> Result<Pod, Runtime
             after: limit,
         }),
     };
-    guard.armed = false;
     match outcome {
         Ok(pod) => {
+            guard.armed = false;
             tracing::debug!(pod = pod.name, elapsed = ?began.elapsed(), "pod ready");
             Ok(pod)
         }
         Err(error) => {
             shared.abort_tasks();
-            if let Err(cleanup) =
+            let removed =
                 super::cleanup::remove_labelled(&engine.docker, &pod_filter(engine, &spec.name))
-                    .await
-            {
-                tracing::warn!(pod = spec.name, %cleanup, "could not remove a pod that failed to start");
+                    .await;
+            // Only now: should this future be dropped during the removal, the guard retries it.
+            guard.armed = false;
+            if let Err(cleanup) = removed {
+                tracing::warn!(pod = spec.name, %cleanup, "could not remove a failed pod");
             }
             Err(error)
         }
@@ -230,17 +239,19 @@ async fn launch(
         .iter()
         .map(|c| (c.name.as_str(), watch::Sender::new(false)))
         .collect();
-    let member = |c: &'_ ContainerSpec| Member {
-        engine,
-        pod: &spec.name,
-        spec: c,
-        id: &containers[&c.name],
-        ports: &ports,
-        ready: &ready,
-        exits: &exits,
-        shared,
-    };
-    let startups = try_join_all(spec.containers.iter().map(|c| member(c).start()));
+    let startups = try_join_all(spec.containers.iter().map(|c| {
+        Member {
+            engine,
+            pod: &spec.name,
+            spec: c,
+            id: &containers[&c.name],
+            ports: &ports,
+            ready: &ready,
+            exits: &exits,
+            shared,
+        }
+        .start()
+    }));
     let started = tokio::select! {
         started = startups => started,
         Some(exit) = exited.recv() => Err(exited_error(engine, &exit, &containers, &sandbox_id).await),
@@ -330,14 +341,17 @@ impl Member<'_> {
         ));
         if let Some(probe) = &self.spec.startup_probe {
             let addr = self.ports[&probe.action.port()];
-            probes::until_pass(probe, name, addr)
-                .await
-                .map_err(|ProbeFailure { description, last_failure }| RuntimeError::ProbeFailed {
+            probes::until_pass(probe, name, addr).await.map_err(
+                |ProbeFailure {
+                     description,
+                     last_failure,
+                 }| RuntimeError::ProbeFailed {
                     container: name.clone(),
                     description,
                     last_failure,
                     default: probe.is_default,
-                })?;
+                },
+            )?;
         }
         tracing::debug!(pod = self.pod, container = name, "container started");
         self.ready[name.as_str()].send_replace(true);
@@ -347,7 +361,12 @@ impl Member<'_> {
 
 /// The exit of a container that is no longer running, if it is not.
 async fn stopped(engine: &Engine, container: &str, id: &str) -> Option<Exit> {
-    let state = engine.docker.inspect_container(id, None).await.ok()?.state?;
+    let state = engine
+        .docker
+        .inspect_container(id, None)
+        .await
+        .ok()?
+        .state?;
     if state.running == Some(true) {
         return None;
     }
@@ -403,7 +422,12 @@ async fn create_volume(engine: &Engine, spec: &PodSpec, volume: &str) -> Result<
             name: Some(internal_name(&spec.name, volume)),
             driver: Some("local".into()),
             driver_opts: Some(options),
-            labels: Some(object_labels(&engine.owner, &spec.name, Kind::Volume, &spec.labels)),
+            labels: Some(object_labels(
+                &engine.owner,
+                &spec.name,
+                Kind::Volume,
+                &spec.labels,
+            )),
             ..Default::default()
         })
         .await
@@ -428,7 +452,12 @@ async fn create_sandbox(engine: &Engine, spec: &PodSpec) -> Result<String, Runti
     let body = ContainerCreateBody {
         image: Some(SANDBOX_IMAGE.into()),
         exposed_ports: Some(ports.iter().map(|p| format!("{p}/tcp")).collect()),
-        labels: Some(object_labels(&engine.owner, &spec.name, Kind::Sandbox, &spec.labels)),
+        labels: Some(object_labels(
+            &engine.owner,
+            &spec.name,
+            Kind::Sandbox,
+            &spec.labels,
+        )),
         host_config: Some(HostConfig {
             init: Some(true),
             port_bindings: Some(bindings),
@@ -510,13 +539,22 @@ async fn create_member(
         entrypoint: (!container.command.is_empty()).then(|| container.command.clone()),
         cmd: (!container.args.is_empty()).then(|| container.args.clone()),
         working_dir: container.working_dir.clone(),
-        env: Some(container.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        env: Some(
+            container
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
         labels: Some(labels),
         host_config: Some(HostConfig {
             network_mode: Some(format!("container:{sandbox_id}")),
             // An init as PID 1: an app that does not trap SIGTERM dies at once, as on Cloud Run.
             init: Some(true),
-            nano_cpus: container.cpu.map(|cpu| (cpu * 1e9).round() as i64),
+            // Docker refuses more CPUs than the host has; the limit is capped there.
+            nano_cpus: container
+                .cpu
+                .map(|cpu| (cpu.min(engine.host_cpus) * 1e9).round() as i64),
             memory: container.memory_bytes,
             mounts: Some(mounts),
             ..Default::default()
@@ -530,7 +568,10 @@ async fn create_member(
         .docker
         .create_container(Some(options), body)
         .await
-        .map_err(RuntimeError::docker(format!("create container \"{}\"", container.name)))?;
+        .map_err(RuntimeError::docker(format!(
+            "create container \"{}\"",
+            container.name
+        )))?;
     files::place(&engine.docker, &created.id, &container.files).await?;
     Ok(created.id)
 }
@@ -539,7 +580,9 @@ async fn create_member(
 pub(crate) async fn stop(engine: &Engine, pod: &Pod) -> Result<(), RuntimeError> {
     pod.shared.status.send_replace(PodStatus::Stopped);
     pod.shared.abort_tasks();
-    let stop = StopContainerOptionsBuilder::new().t(STOP_GRACE_SECS).build();
+    let stop = StopContainerOptionsBuilder::new()
+        .t(STOP_GRACE_SECS)
+        .build();
     let ids = pod.containers.values().chain([&pod.sandbox_id]);
     let results = join_all(ids.map(|id| {
         let stop = stop.clone();

@@ -92,10 +92,7 @@ async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<(), String> {
     loop {
         let outcome = match timeout_at(deadline, check(&probe.action, addr)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(format!(
-                "no answer within {} ms",
-                probe.timeout.as_millis()
-            )),
+            Err(_) => Err(format!("no answer within {} ms", probe.timeout.as_millis())),
         };
         if outcome.is_ok() || !probe.is_default || Instant::now() + DEFAULT_REDIAL >= deadline {
             return outcome;
@@ -147,7 +144,8 @@ async fn http(
     } else {
         format!("/{path}")
     };
-    let mut request = hyper::Request::get(path).header(hyper::header::HOST, format!("localhost:{port}"));
+    let mut request =
+        hyper::Request::get(path).header(hyper::header::HOST, format!("localhost:{port}"));
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }

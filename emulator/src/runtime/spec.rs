@@ -155,7 +155,10 @@ impl PodSpec {
     pub(crate) fn validate(&self) -> Result<(), RuntimeError> {
         let invalid = |message: String| Err(RuntimeError::InvalidSpec(message));
         if !is_docker_name(&self.name) {
-            return invalid(format!("pod name {:?} is not a valid Docker name", self.name));
+            return invalid(format!(
+                "pod name {:?} is not a valid Docker name",
+                self.name
+            ));
         }
         if self.containers.is_empty() {
             return invalid("a pod needs at least one container".into());
@@ -211,7 +214,9 @@ impl PodSpec {
             }
         }
         if let Some(cycle) = self.dependency_cycle() {
-            return invalid(format!("container dependencies form a cycle through {cycle:?}"));
+            return invalid(format!(
+                "container dependencies form a cycle through {cycle:?}"
+            ));
         }
         Ok(())
     }
