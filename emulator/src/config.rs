@@ -12,6 +12,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
 pub const ENDPOINT_OVERRIDES: &[&str] = &[
     "artifactregistry",
     "compute",
+    "logging",
     "secretmanager",
     "serviceusage",
 ];
@@ -133,7 +134,10 @@ pub fn gcloud_env(addr: SocketAddr, project: &str) -> Vec<(String, String)> {
         )
     }));
     env.extend([
-        ("CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN".into(), RUN_ENDPOINT.into()),
+        (
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN".into(),
+            RUN_ENDPOINT.into(),
+        ),
         ("CLOUDSDK_PROXY_TYPE".into(), "http".into()),
         ("CLOUDSDK_PROXY_ADDRESS".into(), addr.ip().to_string()),
         ("CLOUDSDK_PROXY_PORT".into(), addr.port().to_string()),

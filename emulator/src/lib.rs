@@ -14,6 +14,8 @@ pub mod compute;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod ingress;
+pub mod logging;
 pub mod logs_cli;
 pub mod run;
 pub mod runtime;

@@ -20,7 +20,9 @@ pub async fn fetch(config: &Config, args: &LogsArgs) -> Result<String, String> {
         args.service
     );
     if let Some(revision) = &args.revision {
-        filter.push_str(&format!(" AND resource.labels.revision_name=\"{revision}\""));
+        filter.push_str(&format!(
+            " AND resource.labels.revision_name=\"{revision}\""
+        ));
     }
     let body = json!({
         "resourceNames": [format!("projects/{}", config.project)],
@@ -44,8 +46,9 @@ pub async fn fetch(config: &Config, args: &LogsArgs) -> Result<String, String> {
         .await
         .map_err(|e| format!("reading the answer failed: {e}"))?
         .to_bytes();
-    let answer: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("the emulator answered {status} with something other than JSON: {e}"))?;
+    let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        format!("the emulator answered {status} with something other than JSON: {e}")
+    })?;
     if !status.is_success() {
         return Err(answer["error"]["message"]
             .as_str()
@@ -61,7 +64,9 @@ pub async fn fetch(config: &Config, args: &LogsArgs) -> Result<String, String> {
 }
 
 fn format_entry(entry: &Value) -> String {
-    let revision = entry["resource"]["labels"]["revision_name"].as_str().unwrap_or("-");
+    let revision = entry["resource"]["labels"]["revision_name"]
+        .as_str()
+        .unwrap_or("-");
     let time = entry["timestamp"].as_str().unwrap_or("");
     let text = match (&entry["textPayload"], &entry["jsonPayload"]) {
         (Value::String(text), _) => text.clone(),

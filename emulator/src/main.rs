@@ -60,11 +60,17 @@ async fn serve(config: emulator::Config) -> std::io::Result<()> {
         "\nPoint gcloud at this emulator with:\n\n  eval \"$(cloudrun-emulator env --listen {addr})\"\n\nor in a gcloud configuration:\n\n{}",
         indent(&config.gcloud_commands(addr))
     );
-    let controller = std::sync::Arc::new(emulator::controller::Detached::new(
-        store.clone(),
-        "the Docker runtime is not wired in yet",
-    ));
-    emulator::run(listener, AppState::new(store, addr, controller), shutdown_signal()).await?;
+    let (reconciler, controller) = emulator::controller::connect(&store).await;
+    let served = emulator::run(
+        listener,
+        AppState::new(store, addr, reconciler),
+        shutdown_signal(),
+    )
+    .await;
+    if let Some(controller) = controller {
+        controller.shutdown().await;
+    }
+    served?;
     tracing::info!("cloudrun-emulator stopped");
     Ok(())
 }

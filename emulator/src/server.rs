@@ -15,9 +15,9 @@ use tokio::net::TcpListener;
 
 use crate::controller::Reconcile;
 use crate::error::ApiError;
-use crate::state::Store;
 use crate::run as cloud_run;
-use crate::{artifactregistry, compute, secretmanager, serviceusage};
+use crate::state::Store;
+use crate::{artifactregistry, compute, logging, secretmanager, serviceusage};
 
 /// What every handler can reach: the state store, the controller and the emulator's settings.
 #[derive(Clone, Debug)]
@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(serviceusage::router())
         .merge(artifactregistry::router())
         .merge(compute::router())
+        .merge(logging::router())
         .merge(cloud_run::router())
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(state.clone(), trace_request))

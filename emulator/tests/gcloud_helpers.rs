@@ -25,7 +25,12 @@ async fn a_deploy_script_enables_apis() {
         .await
         .expect("enable several (batchEnable)");
     let enabled = gcloud
-        .run(["services", "list", "--enabled", "--format=value(config.name)"])
+        .run([
+            "services",
+            "list",
+            "--enabled",
+            "--format=value(config.name)",
+        ])
         .ok()
         .await
         .expect("list enabled");
@@ -34,7 +39,11 @@ async fn a_deploy_script_enables_apis() {
         "vpcaccess.googleapis.com",
         "run.googleapis.com",
     ] {
-        assert!(enabled.stdout.lines().any(|l| l == service), "{service} in\n{}", enabled.stdout);
+        assert!(
+            enabled.stdout.lines().any(|l| l == service),
+            "{service} in\n{}",
+            enabled.stdout
+        );
     }
 
     gcloud
@@ -43,13 +52,23 @@ async fn a_deploy_script_enables_apis() {
         .await
         .expect("disable");
     let after = gcloud
-        .run(["services", "list", "--enabled", "--format=value(config.name)"])
+        .run([
+            "services",
+            "list",
+            "--enabled",
+            "--format=value(config.name)",
+        ])
         .ok()
         .await
         .expect("list again");
     assert!(!after.stdout.contains("vpcaccess.googleapis.com"));
     let available = gcloud
-        .run(["services", "list", "--available", "--format=value(config.name)"])
+        .run([
+            "services",
+            "list",
+            "--available",
+            "--format=value(config.name)",
+        ])
         .ok()
         .await
         .expect("list available");
@@ -127,7 +146,11 @@ async fn a_deploy_script_creates_a_docker_repository() {
         .await
         .expect("gcloud runs");
     assert!(!duplicate.success && !duplicate.stderr.contains("crashed"));
-    assert!(duplicate.stderr.contains("already exists"), "{}", duplicate.stderr);
+    assert!(
+        duplicate.stderr.contains("already exists"),
+        "{}",
+        duplicate.stderr
+    );
 
     gcloud
         .run([
@@ -151,7 +174,11 @@ async fn a_deploy_script_creates_a_docker_repository() {
         ])
         .await
         .expect("gcloud runs");
-    assert!(!gone.success && gone.stderr.contains("NOT_FOUND"), "{}", gone.stderr);
+    assert!(
+        !gone.success && gone.stderr.contains("NOT_FOUND"),
+        "{}",
+        gone.stderr
+    );
 }
 
 #[tokio::test]
@@ -176,7 +203,11 @@ async fn compute_region_and_zone_are_checked() {
         .ok()
         .await
         .expect("gcloud still sets it, with a warning");
-    assert!(bad.stderr.contains("mars-north1 is not a valid region"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("mars-north1 is not a valid region"),
+        "{}",
+        bad.stderr
+    );
 
     let zones = gcloud
         .run([

@@ -24,7 +24,11 @@ async fn a_secret_lives_through_its_whole_lifecycle() {
         .ok()
         .await
         .expect("create from stdin");
-    assert!(created.stderr.contains("Created version [1] of the secret [db-password]."));
+    assert!(
+        created
+            .stderr
+            .contains("Created version [1] of the secret [db-password].")
+    );
 
     gcloud
         .run(["secrets", "versions", "add", "db-password", "--data-file=-"])
@@ -33,11 +37,20 @@ async fn a_secret_lives_through_its_whole_lifecycle() {
         .await
         .expect("add a version");
     let latest = gcloud
-        .run(["secrets", "versions", "access", "latest", "--secret=db-password"])
+        .run([
+            "secrets",
+            "versions",
+            "access",
+            "latest",
+            "--secret=db-password",
+        ])
         .ok()
         .await
         .expect("access latest");
-    assert_eq!(latest.stdout, "pw2", "latest is the newest version, no newline added");
+    assert_eq!(
+        latest.stdout, "pw2",
+        "latest is the newest version, no newline added"
+    );
     let first = gcloud
         .run(["secrets", "versions", "access", "1", "--secret=db-password"])
         .ok()
@@ -46,12 +59,24 @@ async fn a_secret_lives_through_its_whole_lifecycle() {
     assert_eq!(first.stdout, "pw1");
 
     gcloud
-        .run(["secrets", "versions", "disable", "2", "--secret=db-password"])
+        .run([
+            "secrets",
+            "versions",
+            "disable",
+            "2",
+            "--secret=db-password",
+        ])
         .ok()
         .await
         .expect("disable");
     let disabled = gcloud
-        .run(["secrets", "versions", "access", "latest", "--secret=db-password"])
+        .run([
+            "secrets",
+            "versions",
+            "access",
+            "latest",
+            "--secret=db-password",
+        ])
         .await
         .expect("gcloud runs");
     assert_refused(&disabled, "FAILED_PRECONDITION", "is in DISABLED state");
@@ -62,7 +87,13 @@ async fn a_secret_lives_through_its_whole_lifecycle() {
         .await
         .expect("enable");
     gcloud
-        .run(["secrets", "versions", "destroy", "1", "--secret=db-password"])
+        .run([
+            "secrets",
+            "versions",
+            "destroy",
+            "1",
+            "--secret=db-password",
+        ])
         .ok()
         .await
         .expect("destroy");
@@ -91,22 +122,24 @@ async fn a_secret_lives_through_its_whole_lifecycle() {
     assert_eq!(states.stdout, "2\tenabled\n1\tdestroyed\n");
 
     let described = gcloud
-        .run([
-            "secrets",
-            "describe",
-            "db-password",
-            "--format=json",
-        ])
+        .run(["secrets", "describe", "db-password", "--format=json"])
         .ok()
         .await
         .expect("describe");
     let described: serde_json::Value = serde_json::from_str(&described.stdout).expect("json");
-    let number = emulator.store().project("demo-proj").expect("project").number;
+    let number = emulator
+        .store()
+        .project("demo-proj")
+        .expect("project")
+        .number;
     assert_eq!(
         described["name"],
         format!("projects/{number}/secrets/db-password")
     );
-    assert_eq!(described["replication"], serde_json::json!({"automatic": {}}));
+    assert_eq!(
+        described["replication"],
+        serde_json::json!({"automatic": {}})
+    );
 
     let deleted = gcloud
         .run(["secrets", "delete", "db-password", "--quiet"])
@@ -151,7 +184,12 @@ async fn list_filters_and_replication_policies() {
         .expect("create user-managed");
 
     let filtered = gcloud
-        .run(["secrets", "list", "--filter=name:db-", "--format=value(name.basename())"])
+        .run([
+            "secrets",
+            "list",
+            "--filter=name:db-",
+            "--format=value(name.basename())",
+        ])
         .ok()
         .await
         .expect("list");

@@ -4,7 +4,9 @@
 use google_cloud_gax::paginator::ItemPaginator;
 use google_cloud_gax::retry_policy::NeverRetry;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
-use google_cloud_secretmanager_v1::model::{Replication, Secret, SecretPayload, replication, secret_version};
+use google_cloud_secretmanager_v1::model::{
+    Replication, Secret, SecretPayload, replication, secret_version,
+};
 use harness::Emulator;
 
 async fn client(emulator: &Emulator) -> SecretManagerService {
@@ -30,7 +32,9 @@ async fn the_official_client_creates_reads_and_lists_secrets() {
             .set_secret_id(id)
             .set_secret(
                 Secret::new()
-                    .set_replication(Replication::new().set_automatic(replication::Automatic::new()))
+                    .set_replication(
+                        Replication::new().set_automatic(replication::Automatic::new()),
+                    )
                     .set_labels([("app", "shop")]),
             )
             .send()

@@ -77,7 +77,10 @@ async fn serves_health_and_stops_cleanly_on_sigterm() {
 
     let mut emulator = emulator;
     let pid = emulator.child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(sent.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
@@ -98,7 +101,12 @@ fn env_prints_exports_for_every_api() {
         .expect("runs");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf-8");
-    for api in ["SECRETMANAGER", "SERVICEUSAGE", "ARTIFACTREGISTRY", "COMPUTE"] {
+    for api in [
+        "SECRETMANAGER",
+        "SERVICEUSAGE",
+        "ARTIFACTREGISTRY",
+        "COMPUTE",
+    ] {
         assert!(
             text.contains(&format!(
                 "export CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}=http://127.0.0.1:7777/\n"
@@ -133,7 +141,9 @@ async fn create(client: &reqwest::Client, url: &str, id: &str, payload: &str) ->
     }
     let data = base64::engine::general_purpose::STANDARD.encode(payload);
     client
-        .post(format!("{url}/v1/projects/demo-proj/secrets/{id}:addVersion"))
+        .post(format!(
+            "{url}/v1/projects/demo-proj/secrets/{id}:addVersion"
+        ))
         .json(&json!({"payload": {"data": data}}))
         .send()
         .await
@@ -143,13 +153,20 @@ async fn create(client: &reqwest::Client, url: &str, id: &str, payload: &str) ->
 async fn read(client: &reqwest::Client, url: &str, id: &str) -> Option<String> {
     use base64::Engine;
     let response = client
-        .get(format!("{url}/v1/projects/demo-proj/secrets/{id}/versions/latest:access"))
+        .get(format!(
+            "{url}/v1/projects/demo-proj/secrets/{id}/versions/latest:access"
+        ))
         .send()
         .await
         .ok()?;
     let body: Value = response.json().await.ok()?;
     let data = body["payload"]["data"].as_str()?;
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).ok()?).ok()
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?,
+    )
+    .ok()
 }
 
 #[tokio::test]
@@ -159,7 +176,15 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
 
     let first = Process::on(dir.path());
     for i in 0..20 {
-        assert!(create(&client, &first.url, &format!("calm-{i}"), &format!("value {i}")).await);
+        assert!(
+            create(
+                &client,
+                &first.url,
+                &format!("calm-{i}"),
+                &format!("value {i}")
+            )
+            .await
+        );
     }
     let url = first.url.clone();
     let writer = {
@@ -184,7 +209,9 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
     let second = Process::on(dir.path());
     for i in 0..20 {
         assert_eq!(
-            read(&client, &second.url, &format!("calm-{i}")).await.as_deref(),
+            read(&client, &second.url, &format!("calm-{i}"))
+                .await
+                .as_deref(),
             Some(format!("value {i}").as_str())
         );
     }

@@ -80,7 +80,11 @@ fn assert_error(status: StatusCode, body: &Value, code: u16, name: &str) {
     assert_eq!(status.as_u16(), code, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert_eq!(body["error"]["status"], name, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -105,11 +109,20 @@ async fn payload_checksums_are_verified_and_returned() {
         assert_eq!(version["clientSpecifiedPayloadChecksum"], true);
         assert_eq!(version["state"], "ENABLED");
         let access = api
-            .ok("GET", "/v1/projects/demo-proj/secrets/s/versions/latest:access", None)
+            .ok(
+                "GET",
+                "/v1/projects/demo-proj/secrets/s/versions/latest:access",
+                None,
+            )
             .await;
         assert_eq!(access["payload"]["data"], "cHc=");
         assert_eq!(access["payload"]["dataCrc32c"], "3949630387");
-        assert!(access["name"].as_str().expect("name").ends_with("/secrets/s/versions/1"));
+        assert!(
+            access["name"]
+                .as_str()
+                .expect("name")
+                .ends_with("/secrets/s/versions/1")
+        );
 
         let (status, body) = api
             .call(
@@ -211,7 +224,15 @@ async fn lists_page_and_filter() {
                 .await;
             assert_eq!(page["totalSize"], 7);
             for secret in page["secrets"].as_array().expect("page") {
-                seen.push(secret["name"].as_str().expect("name").rsplit('/').next().expect("id").to_string());
+                seen.push(
+                    secret["name"]
+                        .as_str()
+                        .expect("name")
+                        .rsplit('/')
+                        .next()
+                        .expect("id")
+                        .to_string(),
+                );
             }
             match page["nextPageToken"].as_str() {
                 Some(next) => token = next.to_string(),
@@ -221,25 +242,45 @@ async fn lists_page_and_filter() {
         assert_eq!(seen, ["s0", "s1", "s2", "s3", "s4", "s5", "s6"]);
 
         let even = api
-            .ok("GET", "/v1/projects/demo-proj/secrets?filter=labels.parity%3Deven", None)
+            .ok(
+                "GET",
+                "/v1/projects/demo-proj/secrets?filter=labels.parity%3Deven",
+                None,
+            )
             .await;
         assert_eq!(even["secrets"].as_array().expect("even").len(), 4);
         let (status, body) = api
-            .call("GET", "/v1/projects/demo-proj/secrets?filter=labels.parity%3D", None)
+            .call(
+                "GET",
+                "/v1/projects/demo-proj/secrets?filter=labels.parity%3D",
+                None,
+            )
             .await;
         assert_error(status, &body, 400, "INVALID_ARGUMENT");
         let (status, body) = api
-            .call("GET", "/v1/projects/demo-proj/secrets?pageToken=%21%21", None)
+            .call(
+                "GET",
+                "/v1/projects/demo-proj/secrets?pageToken=%21%21",
+                None,
+            )
             .await;
         assert_error(status, &body, 400, "INVALID_ARGUMENT");
 
         for _ in 0..3 {
             api.add("s0", b"x").await;
         }
-        api.ok("POST", "/v1/projects/demo-proj/secrets/s0/versions/2:disable", Some(json!({})))
-            .await;
+        api.ok(
+            "POST",
+            "/v1/projects/demo-proj/secrets/s0/versions/2:disable",
+            Some(json!({})),
+        )
+        .await;
         let versions = api
-            .ok("GET", "/v1/projects/demo-proj/secrets/s0/versions?filter=state%3ADISABLED", None)
+            .ok(
+                "GET",
+                "/v1/projects/demo-proj/secrets/s0/versions?filter=state%3ADISABLED",
+                None,
+            )
             .await;
         let names: Vec<&str> = versions["versions"]
             .as_array()
@@ -249,7 +290,9 @@ async fn lists_page_and_filter() {
             .collect();
         assert_eq!(names.len(), 1);
         assert!(names[0].ends_with("/versions/2"));
-        let all = api.ok("GET", "/v1/projects/demo-proj/secrets/s0/versions", None).await;
+        let all = api
+            .ok("GET", "/v1/projects/demo-proj/secrets/s0/versions", None)
+            .await;
         let newest = all["versions"][0]["name"].as_str().expect("name");
         assert!(newest.ends_with("/versions/3"), "newest first: {all}");
     })
@@ -278,7 +321,11 @@ async fn patch_follows_the_update_mask_and_etags_guard_writes() {
         assert_eq!(patched["versionAliases"], json!({"stable": "1"}));
         assert_ne!(patched["etag"], created["etag"]);
         let stable = api
-            .ok("GET", "/v1/projects/demo-proj/secrets/cfg/versions/stable:access", None)
+            .ok(
+                "GET",
+                "/v1/projects/demo-proj/secrets/cfg/versions/stable:access",
+                None,
+            )
             .await;
         assert_eq!(stable["payload"]["data"], base64_of(b"v1"));
 
@@ -299,7 +346,11 @@ async fn patch_follows_the_update_mask_and_etags_guard_writes() {
             .await;
         assert_error(status, &body, 400, "INVALID_ARGUMENT");
         let (status, body) = api
-            .call("PATCH", "/v1/projects/demo-proj/secrets/cfg", Some(json!({"labels": {}})))
+            .call(
+                "PATCH",
+                "/v1/projects/demo-proj/secrets/cfg",
+                Some(json!({"labels": {}})),
+            )
             .await;
         assert_error(status, &body, 400, "INVALID_ARGUMENT");
         let (status, body) = api
@@ -315,7 +366,10 @@ async fn patch_follows_the_update_mask_and_etags_guard_writes() {
         let (status, body) = api
             .call(
                 "DELETE",
-                &format!("/v1/projects/demo-proj/secrets/cfg?etag={}", urlencode(stale)),
+                &format!(
+                    "/v1/projects/demo-proj/secrets/cfg?etag={}",
+                    urlencode(stale)
+                ),
                 None,
             )
             .await;
@@ -323,11 +377,16 @@ async fn patch_follows_the_update_mask_and_etags_guard_writes() {
         let current = patched["etag"].as_str().expect("etag");
         api.ok(
             "DELETE",
-            &format!("/v1/projects/demo-proj/secrets/cfg?etag={}", urlencode(current)),
+            &format!(
+                "/v1/projects/demo-proj/secrets/cfg?etag={}",
+                urlencode(current)
+            ),
             None,
         )
         .await;
-        let (status, body) = api.call("GET", "/v1/projects/demo-proj/secrets/cfg", None).await;
+        let (status, body) = api
+            .call("GET", "/v1/projects/demo-proj/secrets/cfg", None)
+            .await;
         assert_error(status, &body, 404, "NOT_FOUND");
     })
     .await;
@@ -345,31 +404,55 @@ async fn version_states_follow_secret_manager_rules() {
         api.add("rotating", b"new").await;
         let base = "/v1/projects/demo-proj/secrets/rotating/versions";
         let stale_etag = v1["etag"].clone();
-        api.ok("POST", &format!("{base}/1:disable"), Some(json!({}))).await;
+        api.ok("POST", &format!("{base}/1:disable"), Some(json!({})))
+            .await;
         let (status, body) = api
-            .call("POST", &format!("{base}/1:enable"), Some(json!({"etag": stale_etag})))
+            .call(
+                "POST",
+                &format!("{base}/1:enable"),
+                Some(json!({"etag": stale_etag})),
+            )
             .await;
         assert_error(status, &body, 409, "ABORTED");
-        api.ok("POST", &format!("{base}/1:enable"), Some(json!({}))).await;
-        let destroyed = api.ok("POST", &format!("{base}/1:destroy"), Some(json!({}))).await;
+        api.ok("POST", &format!("{base}/1:enable"), Some(json!({})))
+            .await;
+        let destroyed = api
+            .ok("POST", &format!("{base}/1:destroy"), Some(json!({})))
+            .await;
         assert_eq!(destroyed["state"], "DESTROYED");
         assert!(destroyed["destroyTime"].is_string());
         let (status, body) = api.call("GET", &format!("{base}/1:access"), None).await;
         assert_error(status, &body, 400, "FAILED_PRECONDITION");
-        let (status, body) = api.call("POST", &format!("{base}/1:disable"), Some(json!({}))).await;
+        let (status, body) = api
+            .call("POST", &format!("{base}/1:disable"), Some(json!({})))
+            .await;
         assert_error(status, &body, 400, "FAILED_PRECONDITION");
-        let (status, body) = api.call("POST", &format!("{base}/1:destroy"), Some(json!({}))).await;
+        let (status, body) = api
+            .call("POST", &format!("{base}/1:destroy"), Some(json!({})))
+            .await;
         assert_error(status, &body, 400, "FAILED_PRECONDITION");
 
         let as_ints = api
-            .ok("GET", &format!("{base}/1?%24alt=json%3Benum-encoding%3Dint"), None)
+            .ok(
+                "GET",
+                &format!("{base}/1?%24alt=json%3Benum-encoding%3Dint"),
+                None,
+            )
             .await;
         assert_eq!(as_ints["state"], 3);
 
-        api.ok("POST", &format!("{base}/2:disable"), Some(json!({}))).await;
-        let (status, body) = api.call("GET", &format!("{base}/latest:access"), None).await;
+        api.ok("POST", &format!("{base}/2:disable"), Some(json!({})))
+            .await;
+        let (status, body) = api
+            .call("GET", &format!("{base}/latest:access"), None)
+            .await;
         assert_error(status, &body, 400, "FAILED_PRECONDITION");
-        assert!(body["error"]["message"].as_str().expect("msg").contains("DISABLED"));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .contains("DISABLED")
+        );
     })
     .await;
 }
@@ -411,14 +494,23 @@ async fn expiry_and_delayed_destruction_take_effect_on_time() {
 
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let (brief, _) = api.call("GET", "/v1/projects/demo-proj/secrets/brief", None).await;
+            let (brief, _) = api
+                .call("GET", "/v1/projects/demo-proj/secrets/brief", None)
+                .await;
             let version = api
-                .ok("GET", "/v1/projects/demo-proj/secrets/careful/versions/1", None)
+                .ok(
+                    "GET",
+                    "/v1/projects/demo-proj/secrets/careful/versions/1",
+                    None,
+                )
                 .await;
             if brief == StatusCode::NOT_FOUND && version["state"] == "DESTROYED" {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "expiry never happened");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expiry never happened"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     })
@@ -430,15 +522,21 @@ async fn iam_policies_use_etags_and_permissions() {
     on_every_backend(|api| async move {
         api.create("guarded").await;
         let empty = api
-            .ok("GET", "/v1/projects/demo-proj/secrets/guarded:getIamPolicy", None)
+            .ok(
+                "GET",
+                "/v1/projects/demo-proj/secrets/guarded:getIamPolicy",
+                None,
+            )
             .await;
         assert_eq!(empty["etag"], "ACAB");
         let set = api
             .ok(
                 "POST",
                 "/v1/projects/demo-proj/secrets/guarded:setIamPolicy",
-                Some(json!({"policy": {"bindings": [{"role": "roles/secretmanager.secretAccessor",
-                    "members": ["user:a@example.com"]}], "etag": "ACAB"}})),
+                Some(
+                    json!({"policy": {"bindings": [{"role": "roles/secretmanager.secretAccessor",
+                    "members": ["user:a@example.com"]}], "etag": "ACAB"}}),
+                ),
             )
             .await;
         let (status, body) = api
@@ -450,7 +548,11 @@ async fn iam_policies_use_etags_and_permissions() {
             .await;
         assert_error(status, &body, 409, "ABORTED");
         let read = api
-            .ok("POST", "/v1/projects/demo-proj/secrets/guarded:getIamPolicy", Some(json!({})))
+            .ok(
+                "POST",
+                "/v1/projects/demo-proj/secrets/guarded:getIamPolicy",
+                Some(json!({})),
+            )
             .await;
         assert_eq!(read, set);
         let tested = api
@@ -460,7 +562,10 @@ async fn iam_policies_use_etags_and_permissions() {
                 Some(json!({"permissions": ["secretmanager.versions.access", "run.services.get"]})),
             )
             .await;
-        assert_eq!(tested["permissions"], json!(["secretmanager.versions.access"]));
+        assert_eq!(
+            tested["permissions"],
+            json!(["secretmanager.versions.access"])
+        );
         let (status, body) = api
             .call(
                 "POST",
@@ -478,25 +583,130 @@ async fn bad_requests_are_refused_without_losing_data() {
     on_every_backend(|api| async move {
         api.create("precious").await;
         api.add("precious", b"keep me").await;
-        let long_id = format!("/v1/projects/demo-proj/secrets?secretId={}", "a".repeat(256));
+        let long_id = format!(
+            "/v1/projects/demo-proj/secrets?secretId={}",
+            "a".repeat(256)
+        );
         let cases: Vec<(&str, &str, Option<&str>, u16, &str)> = vec![
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=precious", Some(r#"{"replication":{"automatic":{}}}"#), 409, "ALREADY_EXISTS"),
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=x", Some("{not json"), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=x", Some(r#"{"replication":"auto"}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=x", Some(r#"{"bogus":1}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=x", Some("{}"), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets", Some(r#"{"replication":{"automatic":{}}}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", &long_id, Some(r#"{"replication":{"automatic":{}}}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=x", Some(r#"{"replication":{"userManaged":{"replicas":[]}}}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=x", Some(r#"{"replication":{"automatic":{}},"expireTime":"yesterday"}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets?secretId=x", Some(r#"{"replication":{"automatic":{}},"expireTime":"2001-01-01T00:00:00Z"}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/Bad_Project/secrets?secretId=x", Some(r#"{"replication":{"automatic":{}}}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets/precious:addVersion", Some(r#"{}"#), 400, "INVALID_ARGUMENT"),
-            ("POST", "/v1/projects/demo-proj/secrets/precious:frobnicate", Some(r#"{}"#), 404, "NOT_FOUND"),
-            ("GET", "/v1/projects/demo-proj/secrets/precious/versions/-1", None, 400, "INVALID_ARGUMENT"),
-            ("GET", "/v1/projects/demo-proj/secrets/precious/versions/99", None, 404, "NOT_FOUND"),
-            ("GET", "/v1/projects/demo-proj/secrets?pageSize=-1", None, 400, "INVALID_ARGUMENT"),
-            ("GET", "/v1/projects/demo-proj/secrets?pageSize=ten", None, 400, "INVALID_ARGUMENT"),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=precious",
+                Some(r#"{"replication":{"automatic":{}}}"#),
+                409,
+                "ALREADY_EXISTS",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=x",
+                Some("{not json"),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=x",
+                Some(r#"{"replication":"auto"}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=x",
+                Some(r#"{"bogus":1}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=x",
+                Some("{}"),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets",
+                Some(r#"{"replication":{"automatic":{}}}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                &long_id,
+                Some(r#"{"replication":{"automatic":{}}}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=x",
+                Some(r#"{"replication":{"userManaged":{"replicas":[]}}}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=x",
+                Some(r#"{"replication":{"automatic":{}},"expireTime":"yesterday"}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets?secretId=x",
+                Some(r#"{"replication":{"automatic":{}},"expireTime":"2001-01-01T00:00:00Z"}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/Bad_Project/secrets?secretId=x",
+                Some(r#"{"replication":{"automatic":{}}}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets/precious:addVersion",
+                Some(r#"{}"#),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "POST",
+                "/v1/projects/demo-proj/secrets/precious:frobnicate",
+                Some(r#"{}"#),
+                404,
+                "NOT_FOUND",
+            ),
+            (
+                "GET",
+                "/v1/projects/demo-proj/secrets/precious/versions/-1",
+                None,
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "GET",
+                "/v1/projects/demo-proj/secrets/precious/versions/99",
+                None,
+                404,
+                "NOT_FOUND",
+            ),
+            (
+                "GET",
+                "/v1/projects/demo-proj/secrets?pageSize=-1",
+                None,
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                "GET",
+                "/v1/projects/demo-proj/secrets?pageSize=ten",
+                None,
+                400,
+                "INVALID_ARGUMENT",
+            ),
             ("GET", "/v1/nowhere", None, 404, "NOT_FOUND"),
         ];
         for (method, path, body, code, name) in cases {
@@ -516,7 +726,11 @@ async fn bad_requests_are_refused_without_losing_data() {
             assert_eq!(body["error"]["status"], name, "{method} {path}: {body}");
         }
         let access = api
-            .ok("GET", "/v1/projects/demo-proj/secrets/precious/versions/latest:access", None)
+            .ok(
+                "GET",
+                "/v1/projects/demo-proj/secrets/precious/versions/latest:access",
+                None,
+            )
             .await;
         assert_eq!(access["payload"]["data"], base64_of(b"keep me"));
         let list = api.ok("GET", "/v1/projects/demo-proj/secrets", None).await;

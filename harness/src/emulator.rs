@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use emulator::controller::Controller;
 use emulator::{AppState, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -36,8 +37,10 @@ impl EmulatorBuilder {
     /// Starts serving on a free loopback port; returns once the emulator accepts requests.
     pub async fn start(self) -> Result<Emulator, HarnessError> {
         let store = match &self.data_dir {
-            Some(dir) => Store::open(dir)
-                .map_err(HarnessError::io(format!("opening data dir {}", dir.display())))?,
+            Some(dir) => Store::open(dir).map_err(HarnessError::io(format!(
+                "opening data dir {}",
+                dir.display()
+            )))?,
             None => Store::in_memory(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -47,11 +50,8 @@ impl EmulatorBuilder {
             .local_addr()
             .map_err(HarnessError::io("reading the bound address"))?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let controller = std::sync::Arc::new(emulator::controller::Detached::new(
-            store.clone(),
-            "the Docker runtime is not wired in yet",
-        ));
-        let state = AppState::new(store.clone(), addr, controller);
+        let (reconciler, controller) = emulator::controller::connect(&store).await;
+        let state = AppState::new(store.clone(), addr, reconciler);
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
@@ -64,6 +64,7 @@ impl EmulatorBuilder {
             addr,
             project: self.project.unwrap_or_else(|| DEFAULT_PROJECT.to_string()),
             store,
+            controller,
             stop: Some(stop),
             task: Some(task),
         })
@@ -76,6 +77,7 @@ pub struct Emulator {
     addr: SocketAddr,
     project: String,
     store: Store,
+    controller: Option<Controller>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -116,13 +118,16 @@ impl Emulator {
         Gcloud::new(self.addr, &self.project)
     }
 
-    /// Stops serving and waits until the listener is closed.
+    /// Stops serving, removes every container it started, and waits until all is closed.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        if let Some(controller) = self.controller.take() {
+            controller.shutdown().await;
         }
     }
 }
@@ -135,5 +140,39 @@ impl Drop for Emulator {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        if let Some(controller) = self.controller.take() {
+            // Drop may run while a panicking test unwinds inside its runtime, whose tasks then
+            // never run again: clean up from a thread with its own runtime and its own Docker
+            // connection, and wait, so no container outlives the test.
+            let owner = controller.owner().to_string();
+            drop(controller);
+            let cleanup = std::thread::spawn(move || remove_all(&owner));
+            let _ = cleanup.join();
+        }
     }
+}
+
+/// Removes every Docker object labelled with `owner`, on a runtime of its own.
+fn remove_all(owner: &str) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot clean up the emulator's containers");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let docker = emulator::runtime::Runtime::connect(owner, std::sync::Arc::new(|_| {})).await;
+        match docker {
+            Ok(docker) => {
+                if let Err(error) = docker.remove_all().await {
+                    tracing::error!(%error, "removing the emulator's containers failed");
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot reach Docker to clean up"),
+        }
+    });
 }

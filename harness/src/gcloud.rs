@@ -33,6 +33,8 @@ impl Gcloud {
         env.extend(
             [
                 ("CLOUDSDK_CORE_DISABLE_PROMPTS", "1"),
+                ("CLOUDSDK_CORE_DISABLE_COLOR", "true"),
+                ("TERM", "dumb"),
                 ("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true"),
                 ("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "true"),
             ]
@@ -102,7 +104,12 @@ impl GcloudCommand {
         command
             .args(&self.args)
             .env("CLOUDSDK_CONFIG", self.gcloud.config_dir())
-            .envs(self.gcloud.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.gcloud
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -111,9 +118,9 @@ impl GcloudCommand {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .map_err(HarnessError::io("running gcloud (is the Google Cloud SDK on PATH?)"))?;
+        let mut child = command.spawn().map_err(HarnessError::io(
+            "running gcloud (is the Google Cloud SDK on PATH?)",
+        ))?;
         if let (Some(data), Some(mut pipe)) = (self.stdin, child.stdin.take()) {
             pipe.write_all(&data)
                 .await

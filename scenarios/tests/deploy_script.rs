@@ -34,19 +34,36 @@ async fn the_project_preparation_script_runs_unmodified_and_is_idempotent() {
     }
 
     let password = gcloud
-        .run(["secrets", "versions", "access", "latest", "--secret=db-password"])
+        .run([
+            "secrets",
+            "versions",
+            "access",
+            "latest",
+            "--secret=db-password",
+        ])
         .ok()
         .await
         .expect("access");
     assert_eq!(password.stdout, "rotated-password");
     let versions = gcloud
-        .run(["secrets", "versions", "list", "db-password", "--format=value(name.basename())"])
+        .run([
+            "secrets",
+            "versions",
+            "list",
+            "db-password",
+            "--format=value(name.basename())",
+        ])
         .ok()
         .await
         .expect("versions");
     assert_eq!(versions.stdout, "3\n2\n1\n", "each run added one rotation");
     let policy = gcloud
-        .run(["secrets", "get-iam-policy", "stripe-api-key", "--format=json"])
+        .run([
+            "secrets",
+            "get-iam-policy",
+            "stripe-api-key",
+            "--format=json",
+        ])
         .ok()
         .await
         .expect("policy");

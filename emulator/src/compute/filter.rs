@@ -24,7 +24,9 @@ pub struct ComputeFilter {
 impl ComputeFilter {
     /// Parses the `filter` parameter.
     pub fn parse(text: &str) -> Result<ComputeFilter, ApiError> {
-        let invalid = |why: &str| ApiError::invalid(format!("Invalid value for field 'filter': '{text}'. {why}"));
+        let invalid = |why: &str| {
+            ApiError::invalid(format!("Invalid value for field 'filter': '{text}'. {why}"))
+        };
         let mut terms = Vec::new();
         let mut rest = text.trim();
         while !rest.is_empty() {
@@ -93,8 +95,14 @@ mod tests {
     #[test]
     fn gcloud_region_filter_matches_by_word() {
         let filter = ComputeFilter::parse(r#"region eq ".*\bus\-central1\b.*""#).expect("parses");
-        assert!(filter.matches(&json!({"region": "http://h/compute/v1/projects/p/regions/us-central1"})));
-        assert!(!filter.matches(&json!({"region": "http://h/compute/v1/projects/p/regions/us-central2"})));
+        assert!(
+            filter
+                .matches(&json!({"region": "http://h/compute/v1/projects/p/regions/us-central1"}))
+        );
+        assert!(
+            !filter
+                .matches(&json!({"region": "http://h/compute/v1/projects/p/regions/us-central2"}))
+        );
         let both = ComputeFilter::parse(r#"(name eq "us-.*") (status ne "DOWN")"#).expect("parses");
         assert!(both.matches(&json!({"name": "us-east1", "status": "UP"})));
         assert!(ComputeFilter::parse("name ~ x").is_err());

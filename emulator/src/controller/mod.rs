@@ -6,6 +6,11 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 
+mod docker;
+mod pods;
+
+pub use docker::Controller;
+
 use crate::state::Store;
 use crate::state::run::{RevisionState, Service, ServiceName};
 
@@ -38,9 +43,9 @@ impl Detached {
 
 impl Reconcile for Detached {
     fn service_changed(&self, service: ServiceName) {
-        let Ok(revisions) = self
-            .store
-            .list_revisions(&service.project, Some(&service.region), Some(&service.name))
+        let Ok(revisions) =
+            self.store
+                .list_revisions(&service.project, Some(&service.region), Some(&service.name))
         else {
             return;
         };
@@ -66,3 +71,18 @@ impl Reconcile for Detached {
     }
 }
 
+/// The reconciler for `store`: the Docker controller when an engine answers, else [`Detached`]
+/// with the reason (the other APIs work either way). The controller is returned too, for shutdown.
+pub async fn connect(store: &Store) -> (std::sync::Arc<dyn Reconcile>, Option<Controller>) {
+    let ingress = crate::ingress::Ingress::new(store.clone());
+    match Controller::start(store.clone(), ingress).await {
+        Ok(controller) => (std::sync::Arc::new(controller.clone()), Some(controller)),
+        Err(error) => {
+            tracing::warn!(%error, "no Docker engine: Cloud Run revisions will fail to start");
+            (
+                std::sync::Arc::new(Detached::new(store.clone(), error.to_string())),
+                None,
+            )
+        }
+    }
+}

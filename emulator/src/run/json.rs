@@ -87,7 +87,11 @@ pub fn parse_service(body: &Value) -> Result<(String, Option<String>, ServiceSpe
 /// An opaque version that changes whenever the service's spec does.
 pub fn resource_version(service: &Service) -> String {
     use base64::Engine;
-    let text = format!("{}:{}", service.generation, service.update_time.timestamp_micros());
+    let text = format!(
+        "{}:{}",
+        service.generation,
+        service.update_time.timestamp_micros()
+    );
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
@@ -151,7 +155,10 @@ pub fn service_json(view: &ServiceView, url: Option<&str>) -> Value {
         service.name.region.clone(),
     );
     let mut annotations = service.annotations.clone();
-    annotations.insert("serving.knative.dev/creator".into(), "emulator@localhost".into());
+    annotations.insert(
+        "serving.knative.dev/creator".into(),
+        "emulator@localhost".into(),
+    );
     annotations.insert(
         "serving.knative.dev/lastModifier".into(),
         "emulator@localhost".into(),
@@ -203,7 +210,12 @@ pub fn service_json(view: &ServiceView, url: Option<&str>) -> Value {
     })
 }
 
-fn service_status_json(service: &Service, status: &ServiceStatus, url: Option<&str>, at: &str) -> Value {
+fn service_status_json(
+    service: &Service,
+    status: &ServiceStatus,
+    url: Option<&str>,
+    at: &str,
+) -> Value {
     let ready = match (&status.ready.status, url) {
         (ConditionStatus::True, None) => Condition {
             status: ConditionStatus::Unknown,
@@ -250,7 +262,11 @@ fn fill_container_names(template: &mut Value, service: &Service) {
         .and_then(Value::as_array_mut)
     {
         for (json, typed) in containers.iter_mut().zip(&service.template.containers) {
-            if json.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if json
+                .get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 json["name"] = json!(typed.name);
             }
         }
@@ -269,7 +285,10 @@ pub fn revision_json(revision: &Revision, service: &Service, serving: bool) -> V
         &created,
     );
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
-    labels.insert("serving.knative.dev/service".into(), service.name.name.clone());
+    labels.insert(
+        "serving.knative.dev/service".into(),
+        service.name.name.clone(),
+    );
     labels.insert(
         "serving.knative.dev/configuration".into(),
         service.name.name.clone(),
@@ -287,10 +306,16 @@ pub fn revision_json(revision: &Revision, service: &Service, serving: bool) -> V
         .ingress()
         .is_some_and(|(c, _)| c.startup_probe.is_some());
     if !has_probe {
-        labels.insert("run.googleapis.com/startupProbeType".into(), "Default".into());
+        labels.insert(
+            "run.googleapis.com/startupProbeType".into(),
+            "Default".into(),
+        );
     }
     let mut annotations = revision.template.annotations.clone();
-    annotations.insert("serving.knative.dev/creator".into(), "emulator@localhost".into());
+    annotations.insert(
+        "serving.knative.dev/creator".into(),
+        "emulator@localhost".into(),
+    );
     meta.insert("labels".into(), json!(labels));
     meta.insert("annotations".into(), json!(annotations));
     meta.insert(
@@ -310,7 +335,11 @@ pub fn revision_json(revision: &Revision, service: &Service, serving: bool) -> V
         .and_then(Value::as_array_mut)
     {
         for (json, typed) in containers.iter_mut().zip(&revision.template.containers) {
-            if json.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if json
+                .get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 json["name"] = json!(typed.name);
             }
         }

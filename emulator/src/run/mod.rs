@@ -20,7 +20,9 @@ use crate::server::AppState;
 use crate::state::iam;
 use crate::state::locations::REGIONS;
 use crate::state::run::{ServiceRef, ServiceView};
-use crate::wire::iam::{PolicyJson, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse};
+use crate::wire::iam::{
+    PolicyJson, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
+};
 use crate::wire::{Body, Params, split_verb};
 
 type PathParams = Path<HashMap<String, String>>;
@@ -29,7 +31,10 @@ type PathParams = Path<HashMap<String, String>>;
 pub fn router() -> Router<AppState> {
     let ns = "/apis/serving.knative.dev/v1/namespaces/{namespace}";
     Router::new()
-        .route(&format!("{ns}/services"), get(list_services).post(create_service))
+        .route(
+            &format!("{ns}/services"),
+            get(list_services).post(create_service),
+        )
         .route(
             &format!("{ns}/services/{{name}}"),
             get(get_service).put(replace_service).delete(delete_service),
@@ -40,7 +45,10 @@ pub fn router() -> Router<AppState> {
             get(get_revision).delete(delete_revision),
         )
         .route(&format!("{ns}/configurations"), get(list_configurations))
-        .route(&format!("{ns}/configurations/{{name}}"), get(get_configuration))
+        .route(
+            &format!("{ns}/configurations/{{name}}"),
+            get(get_configuration),
+        )
         .route(&format!("{ns}/routes"), get(list_routes))
         .route(&format!("{ns}/routes/{{name}}"), get(get_route))
         .route(
@@ -119,7 +127,10 @@ async fn create_service(
         .store
         .create_service(service_ref(&path["namespace"], region, &name), spec)?;
     app.controller.service_changed(view.service.name.clone());
-    Ok(Json(json::service_json(&view, url_of(&app, &view).as_deref())))
+    Ok(Json(json::service_json(
+        &view,
+        url_of(&app, &view).as_deref(),
+    )))
 }
 
 async fn replace_service(
@@ -151,7 +162,10 @@ async fn replace_service(
     }
     let view = app.store.replace_service(at, spec)?;
     app.controller.service_changed(view.service.name.clone());
-    Ok(Json(json::service_json(&view, url_of(&app, &view).as_deref())))
+    Ok(Json(json::service_json(
+        &view,
+        url_of(&app, &view).as_deref(),
+    )))
 }
 
 async fn get_service(
@@ -163,7 +177,10 @@ async fn get_service(
     let view = app
         .store
         .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    Ok(Json(json::service_json(&view, url_of(&app, &view).as_deref())))
+    Ok(Json(json::service_json(
+        &view,
+        url_of(&app, &view).as_deref(),
+    )))
 }
 
 async fn list_services(
@@ -187,9 +204,9 @@ async fn delete_service(
     Path(path): PathParams,
 ) -> ApiResult<Json<Value>> {
     let region = region.required()?;
-    let service = app
-        .store
-        .delete_service(service_ref(&path["namespace"], region, &path["name"]))?;
+    let service =
+        app.store
+            .delete_service(service_ref(&path["namespace"], region, &path["name"]))?;
     app.controller.service_deleted(service.clone()).await;
     Ok(Json(json!({
         "apiVersion": "v1",
@@ -225,15 +242,17 @@ async fn list_revisions(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     let service = service_selector(params.get("labelSelector"))?;
-    let revisions = app.store.list_revisions(
-        &path["namespace"],
-        region.0.as_deref(),
-        service.as_deref(),
-    )?;
+    let revisions =
+        app.store
+            .list_revisions(&path["namespace"], region.0.as_deref(), service.as_deref())?;
     let mut items = Vec::new();
     for revision in &revisions {
         if let Some(view) = app.store.service_by_name(&revision.service) {
-            let serving = view.status.traffic.iter().any(|t| t.revision == revision.name);
+            let serving = view
+                .status
+                .traffic
+                .iter()
+                .any(|t| t.revision == revision.name);
             items.push(json::revision_json(revision, &view.service, serving));
         }
     }
@@ -253,7 +272,11 @@ async fn get_revision(
         .store
         .service_by_name(&revision.service)
         .ok_or_else(|| ApiError::not_found(format!("Revision [{}] not found.", path["name"])))?;
-    let serving = view.status.traffic.iter().any(|t| t.revision == revision.name);
+    let serving = view
+        .status
+        .traffic
+        .iter()
+        .any(|t| t.revision == revision.name);
     Ok(Json(json::revision_json(&revision, &view.service, serving)))
 }
 
@@ -267,8 +290,10 @@ async fn delete_revision(
         .store
         .delete_revision(&path["namespace"], region, &path["name"])?;
     app.controller.service_changed(revision.service.clone());
-    Ok(Json(json!({"apiVersion": "v1", "kind": "Status", "status": "Success",
-        "details": {"name": revision.name, "group": "serving.knative.dev", "kind": "revisions"}})))
+    Ok(Json(
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Success",
+        "details": {"name": revision.name, "group": "serving.knative.dev", "kind": "revisions"}}),
+    ))
 }
 
 async fn list_configurations(
@@ -319,7 +344,10 @@ async fn get_route(
     let view = app
         .store
         .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    Ok(Json(json::route_json(&view, url_of(&app, &view).as_deref())))
+    Ok(Json(json::route_json(
+        &view,
+        url_of(&app, &view).as_deref(),
+    )))
 }
 
 async fn iam_get(State(app): State<AppState>, Path(path): PathParams) -> ApiResult<Json<Value>> {
@@ -358,7 +386,8 @@ async fn iam_post(
         Some("testIamPermissions") => {
             let request: TestIamPermissionsRequest = serde_json::from_value(parse(&body)?)
                 .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?;
-            app.store.get_service(at)?;
+            // gcloud asks before creating a service, so the service need not exist yet.
+            app.store.project(at.project)?;
             let permissions = iam::known_permissions(&request.permissions, &["run"])?;
             Ok(Json(json!(TestIamPermissionsResponse { permissions })))
         }

@@ -263,14 +263,18 @@ pub fn parse_template(json: &Value) -> Result<RevisionTemplate, ApiError> {
     })
 }
 
-fn secret_aliases(annotations: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+fn secret_aliases(
+    annotations: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     if let Some(text) = annotations.get(SECRETS_ANNOTATION) {
         for entry in text.split(',').filter(|e| !e.trim().is_empty()) {
             let (alias, target) = entry.trim().split_once(':').ok_or_else(|| {
                 invalid(
                     &format!("spec.template.metadata.annotations[{SECRETS_ANNOTATION}]"),
-                    format!("Invalid entry '{entry}': expected alias:projects/NUMBER/secrets/NAME."),
+                    format!(
+                        "Invalid entry '{entry}': expected alias:projects/NUMBER/secrets/NAME."
+                    ),
                 )
             })?;
             out.insert(alias.to_string(), target.to_string());
@@ -279,7 +283,11 @@ fn secret_aliases(annotations: &BTreeMap<String, String>) -> Result<BTreeMap<Str
     Ok(out)
 }
 
-fn container(i: usize, c: ContainerJson, aliases: &BTreeMap<String, String>) -> Result<Container, ApiError> {
+fn container(
+    i: usize,
+    c: ContainerJson,
+    aliases: &BTreeMap<String, String>,
+) -> Result<Container, ApiError> {
     let field = format!("spec.template.spec.containers[{i}]");
     let env = c
         .env
@@ -288,11 +296,17 @@ fn container(i: usize, c: ContainerJson, aliases: &BTreeMap<String, String>) -> 
         .map(|(j, e)| {
             let field = format!("{field}.env[{j}]");
             if e.name.is_empty() {
-                return Err(invalid(&field, "Environment variable name must not be empty."));
+                return Err(invalid(
+                    &field,
+                    "Environment variable name must not be empty.",
+                ));
             }
             let source = match (e.value, e.value_from.and_then(|v| v.secret_key_ref)) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(&field, "Only one of value and valueFrom may be set."));
+                    return Err(invalid(
+                        &field,
+                        "Only one of value and valueFrom may be set.",
+                    ));
                 }
                 (_, Some(secret)) => {
                     if secret.name.is_empty() {
@@ -347,7 +361,10 @@ fn probe(field: &str, p: ProbeJson) -> Result<Probe, ApiError> {
     let check = match (p.http_get, p.tcp_socket, p.grpc) {
         (Some(http), None, None) => ProbeCheck::Http {
             port: http.port,
-            path: http.path.filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+            path: http
+                .path
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "/".into()),
             headers: http
                 .http_headers
                 .into_iter()

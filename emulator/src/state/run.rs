@@ -46,7 +46,10 @@ impl fmt::Display for ServiceName {
 pub enum EnvSource {
     Value(String),
     /// `secret` is a secret id, or `projects/P/secrets/S`; `version` a number or `latest`.
-    Secret { secret: String, version: String },
+    Secret {
+        secret: String,
+        version: String,
+    },
 }
 
 /// One environment variable.
@@ -59,7 +62,9 @@ pub struct EnvVar {
 /// What a probe checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProbeCheck {
-    Tcp { port: Option<u16> },
+    Tcp {
+        port: Option<u16>,
+    },
     Http {
         port: Option<u16>,
         path: String,
@@ -504,7 +509,9 @@ fn validate_dependencies(template: &RevisionTemplate) -> StateResult<()> {
                      on itself."
                 )));
             }
-            if template.containers[j].startup_probe.is_none() && ingress_of(&template.containers).is_none_or(|(c, _)| c.name != *need) {
+            if template.containers[j].startup_probe.is_none()
+                && ingress_of(&template.containers).is_none_or(|(c, _)| c.name != *need)
+            {
                 return Err(StateError::invalid(format!(
                     "spec.template.spec.containers[{i}].depends_on: Dependent container '{need}' \
                      must have startup probe specified"
@@ -580,7 +587,12 @@ fn new_uid() -> String {
 }
 
 impl Data {
-    fn service_name(&self, project: &str, region: &str, name: &str) -> StateResult<(Project, ServiceName)> {
+    fn service_name(
+        &self,
+        project: &str,
+        region: &str,
+        name: &str,
+    ) -> StateResult<(Project, ServiceName)> {
         validate_region(region)?;
         let project = self.project(project)?;
         let name = ServiceName {
@@ -692,7 +704,9 @@ impl Data {
         } else {
             Condition::ok()
         };
-        let ready = if ready.status == ConditionStatus::True && routes_ready.status != ConditionStatus::True {
+        let ready = if ready.status == ConditionStatus::True
+            && routes_ready.status != ConditionStatus::True
+        {
             routes_ready.clone()
         } else {
             ready
@@ -770,7 +784,11 @@ pub struct ServiceView {
 
 impl Store {
     /// Creates a service and its first revision.
-    pub fn create_service(&self, at: ServiceRef<'_>, mut spec: ServiceSpec) -> StateResult<ServiceView> {
+    pub fn create_service(
+        &self,
+        at: ServiceRef<'_>,
+        mut spec: ServiceSpec,
+    ) -> StateResult<ServiceView> {
         let now = Utc::now();
         self.commit(|data| {
             let (project, name) = data.service_name(at.project, at.region, at.name)?;
@@ -811,7 +829,11 @@ impl Store {
     }
 
     /// Replaces a service's spec; a changed template mints a revision, traffic alone does not.
-    pub fn replace_service(&self, at: ServiceRef<'_>, mut spec: ServiceSpec) -> StateResult<ServiceView> {
+    pub fn replace_service(
+        &self,
+        at: ServiceRef<'_>,
+        mut spec: ServiceSpec,
+    ) -> StateResult<ServiceView> {
         let now = Utc::now();
         self.commit(|data| {
             let (_, name) = data.service_name(at.project, at.region, at.name)?;
@@ -877,7 +899,11 @@ impl Store {
     }
 
     /// Lists the services of a project, in one region or (`None`) all.
-    pub fn list_services_run(&self, project: &str, region: Option<&str>) -> StateResult<Vec<ServiceView>> {
+    pub fn list_services_run(
+        &self,
+        project: &str,
+        region: Option<&str>,
+    ) -> StateResult<Vec<ServiceView>> {
         self.read(|data| {
             let project = data.project(project)?;
             Ok(data
@@ -933,7 +959,8 @@ impl Store {
                 .cloned()
                 .collect();
             out.sort_by(|a, b| {
-                (b.create_time, b.configuration_generation).cmp(&(a.create_time, a.configuration_generation))
+                (b.create_time, b.configuration_generation)
+                    .cmp(&(a.create_time, a.configuration_generation))
             });
             Ok(out)
         })
@@ -958,7 +985,12 @@ impl Store {
     }
 
     /// Deletes a revision that serves no traffic.
-    pub fn delete_revision(&self, project: &str, region: &str, name: &str) -> StateResult<Revision> {
+    pub fn delete_revision(
+        &self,
+        project: &str,
+        region: &str,
+        name: &str,
+    ) -> StateResult<Revision> {
         let revision = self.get_revision(project, region, name)?;
         self.commit(|data| {
             let service = data.service(&revision.service)?;
@@ -1029,7 +1061,11 @@ impl Store {
     }
 
     /// Replaces the IAM policy of a service.
-    pub fn set_service_policy(&self, at: ServiceRef<'_>, update: PolicyUpdate) -> StateResult<Policy> {
+    pub fn set_service_policy(
+        &self,
+        at: ServiceRef<'_>,
+        update: PolicyUpdate,
+    ) -> StateResult<Policy> {
         self.commit(|data| {
             let (_, name) = data.service_name(at.project, at.region, at.name)?;
             data.service(&name)?;
@@ -1039,7 +1075,11 @@ impl Store {
 }
 
 /// Traffic may only name revisions of the service that exist (or are being created).
-fn check_traffic_revisions(data: &Data, service: &Service, new: Option<&Revision>) -> StateResult<()> {
+fn check_traffic_revisions(
+    data: &Data,
+    service: &Service,
+    new: Option<&Revision>,
+) -> StateResult<()> {
     for target in &service.traffic {
         if let Some(name) = &target.revision {
             let exists = new.is_some_and(|r| &r.name == name)
@@ -1099,8 +1139,11 @@ mod tests {
     #[test]
     fn exactly_one_container_exposes_a_port() {
         let store = Store::in_memory();
-        let two = store.create_service(AT, spec(vec![container("a", &[80]), container("b", &[81])]));
-        assert!(matches!(two, Err(StateError::InvalidArgument(m)) if m.contains("exactly one container with an exposed port")));
+        let two =
+            store.create_service(AT, spec(vec![container("a", &[80]), container("b", &[81])]));
+        assert!(
+            matches!(two, Err(StateError::InvalidArgument(m)) if m.contains("exactly one container with an exposed port"))
+        );
         let none = store.create_service(AT, spec(vec![container("a", &[]), container("b", &[])]));
         assert!(none.is_err());
         let lone = store
@@ -1118,7 +1161,9 @@ mod tests {
             .annotations
             .insert(DEPENDENCIES_ANNOTATION.into(), "{app: [side]}".into());
         let refused = store.create_service(AT, with_deps.clone());
-        assert!(matches!(refused, Err(StateError::InvalidArgument(m)) if m.contains("Dependent container 'side' must have startup probe specified")));
+        assert!(
+            matches!(refused, Err(StateError::InvalidArgument(m)) if m.contains("Dependent container 'side' must have startup probe specified"))
+        );
         with_deps.template.containers[1].startup_probe = Some(Probe {
             check: ProbeCheck::Tcp { port: Some(5000) },
             initial_delay_seconds: 0,
@@ -1142,8 +1187,13 @@ mod tests {
         let one = first.status.latest_created.clone().expect("revision");
         assert!(one.starts_with("web-00001-"));
         assert_eq!(first.status.ready.status, ConditionStatus::Unknown);
-        let key = format!("projects/{}/locations/us-central1/revisions/{one}", first.service.name.project);
-        store.set_revision_state(&key, RevisionState::Ready).expect("ready");
+        let key = format!(
+            "projects/{}/locations/us-central1/revisions/{one}",
+            first.service.name.project
+        );
+        store
+            .set_revision_state(&key, RevisionState::Ready)
+            .expect("ready");
         let ready = store.get_service(AT).expect("get");
         assert_eq!(ready.status.ready.status, ConditionStatus::True);
         assert_eq!(ready.status.traffic[0].revision, one);
@@ -1153,21 +1203,49 @@ mod tests {
             .expect("replaced");
         let two = second.status.latest_created.clone().expect("revision");
         assert!(two.starts_with("web-00002-"));
-        let key2 = format!("projects/{}/locations/us-central1/revisions/{two}", first.service.name.project);
+        let key2 = format!(
+            "projects/{}/locations/us-central1/revisions/{two}",
+            first.service.name.project
+        );
         store
-            .set_revision_state(&key2, RevisionState::Failed { reason: "X".into(), message: "boom".into() })
+            .set_revision_state(
+                &key2,
+                RevisionState::Failed {
+                    reason: "X".into(),
+                    message: "boom".into(),
+                },
+            )
             .expect("failed");
         let failed = store.get_service(AT).expect("get");
         assert_eq!(failed.status.ready.status, ConditionStatus::False);
-        assert!(failed.status.ready.message.as_deref().is_some_and(|m| m.contains("boom") && m.contains(&two)));
-        assert_eq!(failed.status.traffic[0].revision, one, "the last ready revision keeps serving");
+        assert!(
+            failed
+                .status
+                .ready
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("boom") && m.contains(&two))
+        );
+        assert_eq!(
+            failed.status.traffic[0].revision, one,
+            "the last ready revision keeps serving"
+        );
 
         let mut traffic_only = spec(vec![]);
         traffic_only.template = failed.service.template.clone();
         traffic_only.template_json = failed.service.template_json.clone();
-        traffic_only.traffic = vec![TrafficTarget { revision: Some(one.clone()), latest: false, percent: Some(100), tag: None }];
+        traffic_only.traffic = vec![TrafficTarget {
+            revision: Some(one.clone()),
+            latest: false,
+            percent: Some(100),
+            tag: None,
+        }];
         let pinned = store.replace_service(AT, traffic_only).expect("traffic");
-        assert_eq!(pinned.status.latest_created.as_deref(), Some(two.as_str()), "no new revision");
+        assert_eq!(
+            pinned.status.latest_created.as_deref(),
+            Some(two.as_str()),
+            "no new revision"
+        );
         assert_eq!(pinned.service.generation, 3);
     }
 }

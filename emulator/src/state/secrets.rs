@@ -828,7 +828,10 @@ impl Store {
             if v.state == VersionState::Destroyed {
                 return Err(destroyed(&v));
             }
-            match parent.version_destroy_ttl.and_then(|ttl| chrono::Duration::from_std(ttl).ok()) {
+            match parent
+                .version_destroy_ttl
+                .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
+            {
                 Some(ttl) if !ttl.is_zero() => Ok(SecretVersion {
                     state: VersionState::Disabled,
                     scheduled_destroy_time: Some(now + ttl),

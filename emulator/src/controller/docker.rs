@@ -1,0 +1,356 @@
+//! The Docker-backed controller.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::Reconcile;
+use super::pods::{self, RevisionFailure};
+use crate::state::Store;
+use crate::state::run::{RevisionState, Service, ServiceName};
+
+use crate::ingress::{Access, Ingress, Target};
+use crate::runtime::{LogLine, LogSink, LogStream, Pod, PodStatus, Runtime, RuntimeError};
+use crate::state::logs::{RunResource, Stream, container_line};
+
+/// The controller of an emulator with a Docker engine.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    runtime: Runtime,
+    ingress: Ingress,
+    /// Running pods by revision key.
+    pods: Mutex<HashMap<String, Pod>>,
+    /// One reconciliation at a time per service.
+    locks: parking_lot::Mutex<HashMap<ServiceName, Arc<Mutex<()>>>>,
+    /// The revision each running pod belongs to, for its log entries.
+    owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>>,
+}
+
+impl Controller {
+    /// Connects to Docker, reaps what a crashed earlier emulator left, and brings every stored
+    /// service back up (same URLs, ready revisions restarted).
+    pub async fn start(store: Store, ingress: Ingress) -> Result<Controller, RuntimeError> {
+        let owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>> = Arc::default();
+        let sink: LogSink = {
+            let owners = owners.clone();
+            let store = store.clone();
+            Arc::new(move |line: LogLine| {
+                let owner = owners.lock().get(&line.pod).cloned();
+                if let Some(owner) = owner {
+                    let stream = match line.stream {
+                        LogStream::Stdout => Stream::Stdout,
+                        LogStream::Stderr => Stream::Stderr,
+                    };
+                    store.logs().append(container_line(
+                        &owner, &line.pod, stream, &line.text, line.time,
+                    ));
+                }
+            })
+        };
+        let runtime = Runtime::connect(&crate::runtime::new_owner("emulator"), sink).await?;
+        match runtime.reap_orphans().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(objects = n, "removed containers a crashed emulator left"),
+            Err(error) => tracing::warn!(%error, "reaping leftovers failed"),
+        }
+        let controller = Controller {
+            inner: Arc::new(Inner {
+                store: store.clone(),
+                runtime,
+                ingress,
+                pods: Mutex::default(),
+                locks: parking_lot::Mutex::default(),
+                owners,
+            }),
+        };
+        for service in store.all_services() {
+            controller.service_changed(service);
+        }
+        Ok(controller)
+    }
+
+    /// The owner label of every Docker object this controller starts.
+    pub fn owner(&self) -> &str {
+        self.inner.runtime.owner()
+    }
+
+    /// Stops every pod and closes every service URL (emulator shutdown).
+    pub async fn shutdown(&self) {
+        self.inner.pods.lock().await.clear();
+        if let Err(error) = self.inner.runtime.remove_all().await {
+            tracing::warn!(%error, "removing containers at shutdown failed");
+        }
+        self.inner.ingress.shutdown().await;
+    }
+
+    fn lock_for(&self, service: &ServiceName) -> Arc<Mutex<()>> {
+        self.inner
+            .locks
+            .lock()
+            .entry(service.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Brings one service's pods, URL, routes and access in line with the state.
+    async fn reconcile(&self, name: ServiceName) {
+        let lock = self.lock_for(&name);
+        let _guard = lock.lock().await;
+        let inner = &self.inner;
+        let key = name.to_string();
+        let Some(view) = inner.store.service_by_name(&name) else {
+            self.remove_service_pods(&name).await;
+            inner.ingress.remove(&key).await;
+            return;
+        };
+        match inner.ingress.expose(&key, view.service.url_port).await {
+            Ok(addr) => {
+                if let Err(error) = inner.store.set_service_port(&name, addr.port()) {
+                    tracing::warn!(%error, "recording the service URL failed");
+                }
+            }
+            Err(error) => tracing::error!(%error, service = %key, "cannot open the service URL"),
+        }
+        let revisions = inner
+            .store
+            .list_revisions(&name.project, Some(&name.region), Some(&name.name))
+            .unwrap_or_default();
+        let latest = revisions.first().cloned();
+        if let Some(revision) = latest.filter(|r| r.state == RevisionState::Pending) {
+            self.start_revision(&revision, &view.service.project_id)
+                .await;
+        }
+        let Some(view) = inner.store.service_by_name(&name) else {
+            return;
+        };
+        for target in &view.status.traffic {
+            let Some(revision) = revisions.iter().find(|r| r.name == target.revision) else {
+                continue;
+            };
+            let running = inner.pods.lock().await.contains_key(&revision.key());
+            if revision.state == RevisionState::Ready && !running {
+                self.start_revision(revision, &view.service.project_id)
+                    .await;
+            }
+        }
+        let Some(view) = inner.store.service_by_name(&name) else {
+            return;
+        };
+        let pods = inner.pods.lock().await;
+        let targets: Vec<Target> = view
+            .status
+            .traffic
+            .iter()
+            .filter(|t| t.percent > 0)
+            .filter_map(|t| {
+                let revision = revisions.iter().find(|r| r.name == t.revision)?;
+                let pod = pods.get(&revision.key())?;
+                let (_, port) = revision.ingress()?;
+                Some(Target {
+                    revision: revision.name.clone(),
+                    addr: pod.addr(port)?,
+                    percent: u32::try_from(t.percent).unwrap_or(0),
+                })
+            })
+            .collect();
+        drop(pods);
+        inner.ingress.set_targets(&key, targets);
+        inner
+            .ingress
+            .set_access(&key, access_of(&inner.store, &view.service));
+        let serving: Vec<String> = view
+            .status
+            .traffic
+            .iter()
+            .filter_map(|t| {
+                revisions
+                    .iter()
+                    .find(|r| r.name == t.revision)
+                    .map(|r| r.key())
+            })
+            .collect();
+        let idle: Vec<Pod> = {
+            let mut pods = inner.pods.lock().await;
+            let stale: Vec<String> = pods
+                .keys()
+                .filter(|k| {
+                    revisions.iter().any(|r| &r.key() == *k) && !serving.contains(k)
+                        || (k.starts_with(&format!(
+                            "projects/{}/locations/{}/revisions/{}-",
+                            name.project, name.region, name.name
+                        )) && !revisions.iter().any(|r| &r.key() == *k))
+                })
+                .cloned()
+                .collect();
+            stale.iter().filter_map(|k| pods.remove(k)).collect()
+        };
+        for pod in idle {
+            self.stop(&pod).await;
+        }
+    }
+
+    async fn start_revision(&self, revision: &crate::state::run::Revision, project_id: &str) {
+        let inner = &self.inner;
+        let outcome = match pods::pod_spec(&inner.store, revision, project_id) {
+            Err(failure) => Err(failure),
+            Ok(spec) => {
+                inner.owners.lock().insert(
+                    spec.name.clone(),
+                    RunResource {
+                        project_id: project_id.to_string(),
+                        service: revision.service.name.clone(),
+                        revision: revision.name.clone(),
+                        location: revision.service.region.clone(),
+                    },
+                );
+                let pod_name = spec.name.clone();
+                let started = inner.runtime.start_pod(spec).await;
+                if started.is_err() {
+                    inner.owners.lock().remove(&pod_name);
+                }
+                started.map_err(|e| failure_of(&e))
+            }
+        };
+        let state = match outcome {
+            Ok(pod) => {
+                self.watch(revision.key(), revision.service.clone(), &pod);
+                if let Some(old) = inner.pods.lock().await.insert(revision.key(), pod) {
+                    self.stop(&old).await;
+                }
+                RevisionState::Ready
+            }
+            Err(failure) => {
+                tracing::info!(revision = %revision.name, reason = %failure.reason, message = %failure.message, "revision failed");
+                RevisionState::Failed {
+                    reason: failure.reason,
+                    message: failure.message,
+                }
+            }
+        };
+        if let Err(error) = inner.store.set_revision_state(&revision.key(), state) {
+            tracing::warn!(%error, "recording a revision's state failed");
+        }
+    }
+
+    /// Replaces a pod that fails after it was ready, as Cloud Run replaces a crashed instance.
+    fn watch(&self, key: String, service: ServiceName, pod: &Pod) {
+        let mut status = pod.status();
+        let pod_name = pod.name.clone();
+        let controller = self.clone();
+        tokio::spawn(async move {
+            while status.changed().await.is_ok() {
+                let current = status.borrow().clone();
+                match current {
+                    PodStatus::Failed { reason } => {
+                        tracing::warn!(pod = %pod_name, %reason, "instance failed; replacing it");
+                        let failed = {
+                            let mut pods = controller.inner.pods.lock().await;
+                            match pods.get(&key) {
+                                Some(p) if p.name == pod_name => pods.remove(&key),
+                                _ => None,
+                            }
+                        };
+                        if let Some(pod) = failed {
+                            controller.stop(&pod).await;
+                        }
+                        controller.service_changed(service.clone());
+                        return;
+                    }
+                    PodStatus::Stopped => return,
+                    PodStatus::Ready => {}
+                }
+            }
+        });
+    }
+
+    async fn stop(&self, pod: &Pod) {
+        if let Err(error) = self.inner.runtime.stop_pod(pod).await {
+            tracing::warn!(%error, pod = %pod.name, "stopping an instance failed");
+        }
+        self.inner.owners.lock().remove(&pod.name);
+    }
+
+    async fn remove_service_pods(&self, name: &ServiceName) {
+        let prefix = format!(
+            "projects/{}/locations/{}/revisions/{}-",
+            name.project, name.region, name.name
+        );
+        let removed: Vec<Pod> = {
+            let mut pods = self.inner.pods.lock().await;
+            let keys: Vec<String> = pods
+                .keys()
+                .filter(|k| k.starts_with(&prefix))
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|k| pods.remove(k)).collect()
+        };
+        for pod in removed {
+            self.stop(&pod).await;
+        }
+    }
+}
+
+/// Public when `allUsers` may invoke, or the invoker check is disabled.
+fn access_of(store: &Store, service: &Service) -> Access {
+    let disabled = service
+        .annotations
+        .get("run.googleapis.com/invoker-iam-disabled")
+        .is_some_and(|v| v == "true");
+    let policy = store.service_policy_by_name(&service.name);
+    let public = policy.bindings.iter().any(|b| {
+        b.role == "roles/run.invoker"
+            && b.condition.is_none()
+            && b.members.iter().any(|m| m == "allUsers")
+    });
+    if disabled || public {
+        Access::Public
+    } else {
+        Access::Private
+    }
+}
+
+/// A runtime failure as the revision condition Cloud Run shows.
+fn failure_of(error: &RuntimeError) -> RevisionFailure {
+    let (reason, message) = match error {
+        RuntimeError::ImageNotFound { .. } => ("ContainerMissing", error.to_string()),
+        RuntimeError::ProbeFailed { default: true, .. } => (
+            "HealthCheckContainerError",
+            format!(
+                "The user-provided container failed to start and listen on the port defined \
+                 provided by the PORT environment variable within the allocated timeout. {error}"
+            ),
+        ),
+        RuntimeError::ProbeFailed { .. } => (
+            "HealthCheckContainerError",
+            format!(
+                "The user-provided container failed the configured startup probe checks. {error}"
+            ),
+        ),
+        RuntimeError::ContainerExited { .. } => ("HealthCheckContainerError", error.to_string()),
+        _ => ("ContainerRuntimeError", error.to_string()),
+    };
+    RevisionFailure {
+        reason: reason.into(),
+        message,
+    }
+}
+
+impl Reconcile for Controller {
+    fn service_changed(&self, service: ServiceName) {
+        let controller = self.clone();
+        tokio::spawn(async move { controller.reconcile(service).await });
+    }
+
+    fn service_deleted(&self, service: Service) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move { self.reconcile(service.name).await })
+    }
+}

@@ -1,0 +1,508 @@
+//! Cloud Run with the real gcloud CLI and real Docker: a multi-container service deployed from a
+//! service.yaml, image deploys with secrets, failing revisions, logs, IAM and deletion.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::{Emulator, Gcloud, GcloudOutput};
+
+const REGION: &str = "--region=us-central1";
+
+async fn emulator() -> Emulator {
+    harness::ensure_images(&["sandbox", "testapp"]).expect("test images build");
+    Emulator::start().await.expect("emulator starts")
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write yaml");
+    path.to_string_lossy().into_owned()
+}
+
+async fn url_of(gcloud: &Gcloud, service: &str) -> String {
+    let out = gcloud
+        .run([
+            "run",
+            "services",
+            "describe",
+            service,
+            REGION,
+            "--format=value(status.url)",
+        ])
+        .ok()
+        .await
+        .expect("describe");
+    out.stdout.trim().to_string()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("the service URL answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+fn containers_of(service: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=cloudrun-emulator.service={service}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_failed(out: &GcloudOutput, words: &str) {
+    assert!(!out.success, "expected the deploy to fail:\n{}", out.stderr);
+    assert!(!out.crashed(), "gcloud crashed:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(words),
+        "expected {words:?} in:\n{}",
+        out.stderr
+    );
+}
+
+const MULTI_CONTAINER: &str = r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: shop
+spec:
+  template:
+    metadata:
+      annotations:
+        run.googleapis.com/container-dependencies: '{"proxy":["catalog","billing"]}'
+    spec:
+      containers:
+      - name: proxy
+        image: cloudrun-emulator/testapp:1
+        ports:
+        - containerPort: 8000
+      - name: catalog
+        image: cloudrun-emulator/testapp:1
+        args: ["serve", "--port", "5000"]
+        env:
+        - name: DB_PASSWORD
+          valueFrom:
+            secretKeyRef:
+              name: db-password
+              key: latest
+        startupProbe:
+          tcpSocket:
+            port: 5000
+          periodSeconds: 2
+          failureThreshold: 15
+        volumeMounts:
+        - name: api-key
+          mountPath: /secrets
+      - name: billing
+        image: cloudrun-emulator/testapp:1
+        args: ["serve", "--port", "5001"]
+        startupProbe:
+          httpGet:
+            path: /healthz
+            port: 5001
+          periodSeconds: 2
+          failureThreshold: 15
+        volumeMounts:
+        - name: scratch
+          mountPath: /scratch
+      volumes:
+      - name: api-key
+        secret:
+          secretName: api-key
+          items:
+          - key: latest
+            path: key.txt
+            mode: 256
+      - name: scratch
+        emptyDir:
+          medium: Memory
+"#;
+
+#[tokio::test]
+async fn a_multi_container_service_from_yaml_serves_through_its_proxy() {
+    let emulator = emulator().await;
+    let gcloud = emulator.gcloud();
+    for (secret, value) in [("db-password", "s3cret"), ("api-key", "key-123")] {
+        gcloud
+            .run(["secrets", "create", secret, "--data-file=-"])
+            .stdin(value)
+            .ok()
+            .await
+            .expect("secret");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = write(&dir, "service.yaml", MULTI_CONTAINER);
+    let started = Instant::now();
+    gcloud
+        .run(["run", "services", "replace", &yaml, REGION])
+        .ok()
+        .await
+        .expect("replace becomes Ready");
+    eprintln!("services replace took {:?}", started.elapsed());
+
+    let conditions = gcloud
+        .run([
+            "run",
+            "services",
+            "describe",
+            "shop",
+            REGION,
+            "--format=table[no-heading](status.conditions[].type,status.conditions[].status)",
+        ])
+        .ok()
+        .await
+        .expect("describe conditions");
+    assert!(
+        conditions.stdout.contains("True, True, True")
+            || conditions.stdout.contains("['True', 'True', 'True']"),
+        "{}",
+        conditions.stdout
+    );
+
+    let url = url_of(&gcloud, "shop").await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let (status, body) = get(&url).await;
+    assert_eq!(status, 403, "private until allUsers may invoke");
+    assert!(
+        body.contains("Your client does not have permission"),
+        "{body}"
+    );
+
+    gcloud
+        .run([
+            "run",
+            "services",
+            "add-iam-policy-binding",
+            "shop",
+            REGION,
+            "--member=allUsers",
+            "--role=roles/run.invoker",
+        ])
+        .ok()
+        .await
+        .expect("make public");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = get(&format!("{url}/proxy/5000/env/DB_PASSWORD")).await;
+        if status == 200 {
+            assert_eq!(body, "s3cret", "the secretKeyRef arrived in the sidecar");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} after the binding"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, key) = get(&format!("{url}/proxy/5000/file?path=/secrets/key.txt")).await;
+    assert_eq!(key, "key-123", "the secret volume file arrived");
+    let (_, port) = get(&format!("{url}/proxy/5001/env/PORT")).await;
+    assert_eq!(port, "unset", "only the ingress container gets PORT");
+    let (_, revision) = get(&format!("{url}/proxy/5001/env/K_REVISION")).await;
+    assert!(revision.starts_with("shop-00001-"), "{revision}");
+
+    let logs = gcloud
+        .run([
+            "logging",
+            "read",
+            "resource.type=cloud_run_revision AND resource.labels.service_name=shop",
+            "--format=value(textPayload)",
+            "--limit=200",
+        ])
+        .ok()
+        .await
+        .expect("logging read");
+    assert!(
+        logs.stdout.contains("GET /env/DB_PASSWORD"),
+        "{}",
+        logs.stdout
+    );
+
+    let started = Instant::now();
+    gcloud
+        .run(["run", "services", "delete", "shop", REGION, "--quiet"])
+        .ok()
+        .await
+        .expect("delete");
+    eprintln!("services delete took {:?}", started.elapsed());
+    assert!(
+        containers_of("shop").is_empty(),
+        "delete removed every container"
+    );
+}
+
+#[tokio::test]
+async fn deploys_make_revisions_and_failures_keep_the_last_good_one_serving() {
+    let emulator = emulator().await;
+    let gcloud = emulator.gcloud();
+    let image = "us-central1-docker.pkg.dev/demo-proj/containers/testapp:1";
+    let tagged = Command::new("docker")
+        .args(["tag", "cloudrun-emulator/testapp:1", image])
+        .status()
+        .expect("docker tag");
+    assert!(tagged.success());
+    gcloud
+        .run(["secrets", "create", "greeting", "--data-file=-"])
+        .stdin("hi there")
+        .ok()
+        .await
+        .expect("secret");
+
+    let first = gcloud
+        .run([
+            "run",
+            "deploy",
+            "api",
+            "--image",
+            image,
+            REGION,
+            "--allow-unauthenticated",
+            "--set-env-vars=MODE=first",
+            "--update-secrets=GREETING=greeting:latest",
+        ])
+        .ok()
+        .await
+        .expect("first deploy");
+    assert!(
+        first
+            .stderr
+            .contains("has been deployed and is serving 100 percent of traffic"),
+        "{}",
+        first.stderr
+    );
+    let url = url_of(&gcloud, "api").await;
+    assert_eq!(
+        get(&format!("{url}/env/GREETING")).await,
+        (200, "hi there".into())
+    );
+    assert_eq!(get(&format!("{url}/env/MODE")).await, (200, "first".into()));
+
+    gcloud
+        .run([
+            "run",
+            "deploy",
+            "api",
+            "--image",
+            image,
+            REGION,
+            "--update-env-vars=MODE=second",
+        ])
+        .ok()
+        .await
+        .expect("second deploy");
+    let revisions = gcloud
+        .run([
+            "run",
+            "revisions",
+            "list",
+            "--service=api",
+            REGION,
+            "--format=value(metadata.name)",
+        ])
+        .ok()
+        .await
+        .expect("revisions list");
+    let names: Vec<&str> = revisions.stdout.lines().collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("api-00002-") && names[1].starts_with("api-00001-"));
+    assert_eq!(
+        get(&format!("{url}/env/MODE")).await,
+        (200, "second".into())
+    );
+
+    let exits = gcloud
+        .run([
+            "run",
+            "deploy",
+            "api",
+            "--image",
+            image,
+            REGION,
+            "--args=exit,3,boom",
+        ])
+        .await
+        .expect("gcloud runs");
+    assert_failed(&exits, "is not ready and cannot serve traffic");
+    assert!(
+        exits.stderr.contains("boom"),
+        "the exit reason is shown:\n{}",
+        exits.stderr
+    );
+    assert_eq!(
+        get(&format!("{url}/env/MODE")).await,
+        (200, "second".into()),
+        "revision 2 still serves"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let never_healthy = format!(
+        r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: api
+spec:
+  template:
+    spec:
+      containers:
+      - image: {image}
+        args: ["serve"]
+        startupProbe:
+          httpGet:
+            path: /nothing-here
+          periodSeconds: 2
+          failureThreshold: 2
+"#
+    );
+    let yaml = write(&dir, "bad.yaml", &never_healthy);
+    let probe = gcloud
+        .run(["run", "services", "replace", &yaml, REGION])
+        .await
+        .expect("gcloud runs");
+    assert_failed(&probe, "failed the configured startup probe checks");
+    assert_eq!(
+        get(&format!("{url}/env/MODE")).await,
+        (200, "second".into()),
+        "revision 2 still serves"
+    );
+
+    let ready = gcloud
+        .run([
+            "run",
+            "services",
+            "describe",
+            "api",
+            REGION,
+            "--format=value(status.latestReadyRevisionName,status.conditions[0].status)",
+        ])
+        .ok()
+        .await
+        .expect("describe");
+    assert!(
+        ready.stdout.starts_with("api-00002-") && ready.stdout.contains("False"),
+        "{}",
+        ready.stdout
+    );
+
+    gcloud
+        .run(["run", "services", "delete", "api", REGION, "--quiet"])
+        .ok()
+        .await
+        .expect("delete");
+    assert!(containers_of("api").is_empty());
+    let _ = Command::new("docker").args(["rmi", image]).output();
+}
+
+#[tokio::test]
+async fn cloud_run_refuses_what_it_refuses_with_its_words() {
+    let emulator = emulator().await;
+    let gcloud = emulator.gcloud();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let two_ingress = write(
+        &dir,
+        "two.yaml",
+        r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: twoports
+spec:
+  template:
+    spec:
+      containers:
+      - name: a
+        image: cloudrun-emulator/testapp:1
+        ports: [{containerPort: 8080}]
+      - name: b
+        image: cloudrun-emulator/testapp:1
+        ports: [{containerPort: 8081}]
+"#,
+    );
+    let out = gcloud
+        .run(["run", "services", "replace", &two_ingress, REGION])
+        .await
+        .expect("gcloud runs");
+    assert_failed(
+        &out,
+        "Revision template should contain exactly one container with an exposed port",
+    );
+
+    let no_probe = write(
+        &dir,
+        "deps.yaml",
+        r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: deps
+spec:
+  template:
+    metadata:
+      annotations:
+        run.googleapis.com/container-dependencies: "{app: [sidecar]}"
+    spec:
+      containers:
+      - name: app
+        image: cloudrun-emulator/testapp:1
+        ports: [{containerPort: 8080}]
+      - name: sidecar
+        image: cloudrun-emulator/testapp:1
+"#,
+    );
+    let out = gcloud
+        .run(["run", "services", "replace", &no_probe, REGION])
+        .await
+        .expect("gcloud runs");
+    assert_failed(
+        &out,
+        "Dependent container 'sidecar' must have startup probe specified",
+    );
+
+    let missing_image = gcloud
+        .run([
+            "run",
+            "deploy",
+            "ghost",
+            "--image=gcr.io/demo-proj/nope:1",
+            REGION,
+        ])
+        .await
+        .expect("gcloud runs");
+    assert_failed(&missing_image, "Image 'gcr.io/demo-proj/nope:1' not found.");
+
+    let missing_secret = gcloud
+        .run([
+            "run",
+            "deploy",
+            "needs-secret",
+            "--image=cloudrun-emulator/testapp:1",
+            REGION,
+            "--update-secrets=X=does-not-exist:latest",
+        ])
+        .await
+        .expect("gcloud runs");
+    assert_failed(
+        &missing_secret,
+        "does-not-exist/versions/latest was not found",
+    );
+
+    let unknown = gcloud
+        .run(["run", "services", "describe", "nosuch", REGION])
+        .await
+        .expect("gcloud runs");
+    assert_failed(&unknown, "Cannot find service [nosuch]");
+    for service in ["ghost", "needs-secret"] {
+        gcloud
+            .run(["run", "services", "delete", service, REGION, "--quiet"])
+            .ok()
+            .await
+            .expect("delete");
+    }
+}
