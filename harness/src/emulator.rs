@@ -144,6 +144,7 @@ impl Drop for Emulator {
             // Drop may run while a panicking test unwinds inside its runtime, whose tasks then
             // never run again: clean up from a thread with its own runtime and its own Docker
             // connection, and wait, so no container outlives the test.
+            controller.close();
             let owner = controller.owner().to_string();
             drop(controller);
             let cleanup = std::thread::spawn(move || remove_all(&owner));

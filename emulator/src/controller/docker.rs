@@ -31,6 +31,10 @@ struct Inner {
     pods: Mutex<HashMap<String, Pod>>,
     /// One reconciliation at a time per service.
     locks: parking_lot::Mutex<HashMap<ServiceName, Arc<Mutex<()>>>>,
+    /// Set once shutdown starts: nothing new is started after it.
+    closing: std::sync::atomic::AtomicBool,
+    /// Reconciliations in flight, aborted at shutdown.
+    tasks: parking_lot::Mutex<tokio::task::JoinSet<()>>,
     /// The revision each running pod belongs to, for its log entries.
     owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>>,
 }
@@ -69,6 +73,8 @@ impl Controller {
                 ingress,
                 pods: Mutex::default(),
                 locks: parking_lot::Mutex::default(),
+                closing: std::sync::atomic::AtomicBool::new(false),
+                tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
                 owners,
             }),
         };
@@ -83,13 +89,31 @@ impl Controller {
         self.inner.runtime.owner()
     }
 
-    /// Stops every pod and closes every service URL (emulator shutdown).
+    /// Stops every pod and closes every service URL (emulator shutdown). Reconciliations in
+    /// flight are cancelled first, so nothing is started behind the removal.
     pub async fn shutdown(&self) {
+        self.close();
         self.inner.pods.lock().await.clear();
-        if let Err(error) = self.inner.runtime.remove_all().await {
-            tracing::warn!(%error, "removing containers at shutdown failed");
+        // A second pass catches a container whose create was already on its way to Docker.
+        for _ in 0..2 {
+            if let Err(error) = self.inner.runtime.remove_all().await {
+                tracing::warn!(%error, "removing containers at shutdown failed");
+            }
         }
         self.inner.ingress.shutdown().await;
+    }
+
+    /// Stops starting anything: cancels reconciliations in flight and ignores later changes.
+    /// Containers already running stay until [`Controller::shutdown`] or a removal by owner.
+    pub fn close(&self) {
+        self.inner
+            .closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.tasks.lock().abort_all();
+    }
+
+    fn closing(&self) -> bool {
+        self.inner.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lock_for(&self, service: &ServiceName) -> Arc<Mutex<()>> {
@@ -105,6 +129,9 @@ impl Controller {
     async fn reconcile(&self, name: ServiceName) {
         let lock = self.lock_for(&name);
         let _guard = lock.lock().await;
+        if self.closing() {
+            return;
+        }
         let inner = &self.inner;
         let key = name.to_string();
         let Some(view) = inner.store.service_by_name(&name) else {
@@ -199,6 +226,9 @@ impl Controller {
     }
 
     async fn start_revision(&self, revision: &crate::state::run::Revision, project_id: &str) {
+        if self.closing() {
+            return;
+        }
         let inner = &self.inner;
         let outcome = match pods::pod_spec(&inner.store, revision, project_id) {
             Err(failure) => Err(failure),
@@ -220,6 +250,9 @@ impl Controller {
                 started.map_err(|e| failure_of(&e))
             }
         };
+        if self.closing() {
+            return;
+        }
         let state = match outcome {
             Ok(pod) => {
                 self.watch(revision.key(), revision.service.clone(), &pod);
@@ -250,6 +283,7 @@ impl Controller {
             while status.changed().await.is_ok() {
                 let current = status.borrow().clone();
                 match current {
+                    PodStatus::Failed { .. } if controller.closing() => return,
                     PodStatus::Failed { reason } => {
                         tracing::warn!(pod = %pod_name, %reason, "instance failed; replacing it");
                         let failed = {
@@ -346,8 +380,13 @@ fn failure_of(error: &RuntimeError) -> RevisionFailure {
 
 impl Reconcile for Controller {
     fn service_changed(&self, service: ServiceName) {
+        if self.closing() {
+            return;
+        }
         let controller = self.clone();
-        tokio::spawn(async move { controller.reconcile(service).await });
+        let mut tasks = self.inner.tasks.lock();
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move { controller.reconcile(service).await });
     }
 
     fn service_deleted(&self, service: Service) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {

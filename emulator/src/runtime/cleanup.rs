@@ -34,18 +34,32 @@ pub(crate) async fn remove_labelled(
         .force(true)
         .v(true)
         .build();
-    let results = join_all(containers.iter().filter_map(|c| c.id.as_deref()).map(|id| {
-        let remove = remove.clone();
-        async move { docker.remove_container(id, Some(remove)).await }
-    }))
-    .await;
+    // Members first, sandboxes last: a sandbox owns the network namespace its members joined.
+    let is_sandbox = |c: &&bollard::models::ContainerSummary| {
+        c.labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_KIND))
+            .is_some_and(|k| k == Kind::Sandbox.as_str())
+    };
+    let (sandboxes, members): (Vec<_>, Vec<_>) = containers.iter().partition(is_sandbox);
     let mut removed = 0;
-    for result in results {
-        match result {
-            Ok(()) => removed += 1,
-            Err(e) if is_gone(&e) => {}
-            Err(e) => return Err(RuntimeError::docker("remove a container")(e)),
+    let mut failure = None;
+    for wave in [members, sandboxes] {
+        let results = join_all(wave.iter().filter_map(|c| c.id.as_deref()).map(|id| {
+            let remove = remove.clone();
+            async move { docker.remove_container(id, Some(remove)).await }
+        }))
+        .await;
+        for result in results {
+            match result {
+                Ok(()) => removed += 1,
+                Err(e) if is_gone(&e) => {}
+                Err(e) => failure = failure.or(Some(e)),
+            }
         }
+    }
+    if let Some(e) = failure {
+        return Err(RuntimeError::docker("remove a container")(e));
     }
 
     let volumes = docker
