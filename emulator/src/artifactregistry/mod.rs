@@ -236,14 +236,9 @@ async fn post_verb(
 ) -> ApiResult<Json<Value>> {
     let (id, verb) = split_verb(&path["repository"]);
     let (project, location) = (&path["project"], &path["location"]);
-    let parse = |bytes: &[u8]| -> ApiResult<Value> {
-        serde_json::from_slice(if bytes.is_empty() { b"{}" } else { bytes })
-            .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
-    };
     match verb {
         Some("setIamPolicy") => {
-            let request: SetIamPolicyRequest = serde_json::from_value(parse(&body)?)
-                .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?;
+            let request: SetIamPolicyRequest = wire::parse_json(&body)?;
             let policy =
                 app.store
                     .set_repository_policy(project, location, id, request.into_update()?)?;
@@ -254,8 +249,7 @@ async fn post_verb(
         )))),
         Some("testIamPermissions") => {
             app.store.get_repository(project, location, id)?;
-            let request: TestIamPermissionsRequest = serde_json::from_value(parse(&body)?)
-                .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?;
+            let request: TestIamPermissionsRequest = wire::parse_json(&body)?;
             let permissions = iam::known_permissions(&request.permissions, &["artifactregistry"])?;
             Ok(Json(json!(TestIamPermissionsResponse { permissions })))
         }

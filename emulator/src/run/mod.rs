@@ -23,7 +23,7 @@ use crate::state::run::{ServiceRef, ServiceView};
 use crate::wire::iam::{
     PolicyJson, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
 };
-use crate::wire::{Body, Params, split_verb};
+use crate::wire::{self, Body, Params, split_verb};
 
 type PathParams = Path<HashMap<String, String>>;
 
@@ -369,14 +369,9 @@ async fn iam_post(
 ) -> ApiResult<Json<Value>> {
     let (service, verb) = split_verb(&path["service"]);
     let at = service_ref(&path["project"], &path["location"], service);
-    let parse = |bytes: &[u8]| -> ApiResult<Value> {
-        serde_json::from_slice(if bytes.is_empty() { b"{}" } else { bytes })
-            .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
-    };
     match verb {
         Some("setIamPolicy") => {
-            let request: SetIamPolicyRequest = serde_json::from_value(parse(&body)?)
-                .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?;
+            let request: SetIamPolicyRequest = wire::parse_json(&body)?;
             let policy = app.store.set_service_policy(at, request.into_update()?)?;
             let view = app.store.get_service(at)?;
             app.controller.service_changed(view.service.name.clone());
@@ -384,8 +379,7 @@ async fn iam_post(
         }
         Some("getIamPolicy") => Ok(Json(json!(PolicyJson::from(app.store.service_policy(at)?)))),
         Some("testIamPermissions") => {
-            let request: TestIamPermissionsRequest = serde_json::from_value(parse(&body)?)
-                .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?;
+            let request: TestIamPermissionsRequest = wire::parse_json(&body)?;
             // gcloud asks before creating a service, so the service need not exist yet.
             app.store.project(at.project)?;
             let permissions = iam::known_permissions(&request.permissions, &["run"])?;

@@ -15,7 +15,7 @@ use crate::state::secrets::SecretUpdate;
 use crate::wire::iam::{
     PolicyJson, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
 };
-use crate::wire::{Body, Params, split_verb};
+use crate::wire::{Body, Params, parse_json as parse, split_verb};
 
 type PathParams = Path<HashMap<String, String>>;
 
@@ -157,17 +157,6 @@ pub async fn post_verb(
             ),
         )),
     }
-}
-
-/// Parses a body the way [`Body`] does, for handlers that pick the message by verb.
-pub(super) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
 }
 
 pub(super) fn unknown_method(verb: &str) -> ApiError {

@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 
 use super::json::{self as wire_json, VersionChangeRequest};
 use super::secret_ref;
-use super::secrets::{parse, unknown_method};
+use super::secrets::unknown_method;
 use crate::error::ApiResult;
 use crate::server::AppState;
 use crate::state::filter::Filter;
-use crate::wire::{Params, split_verb};
+use crate::wire::{Params, parse_json as parse, split_verb};
 
 type PathParams = Path<HashMap<String, String>>;
 

@@ -28,15 +28,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::invalid(format!("The request body could not be read: {e}")))?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes)
-            .map(Body)
-            .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
+        parse_json(&bytes).map(Body)
     }
+}
+
+/// Parses a JSON request message; an empty body reads as `{}`, anything malformed is a 400.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
 }
 
 /// The query parameters of a request (the last value wins when one repeats).
