@@ -1,0 +1,125 @@
+//! Traffic between revisions with the real gcloud CLI: a canary split lands on its weights, a
+//! traffic-only change mints no revision, and revisions without traffic stop their containers.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::Emulator;
+
+const REGION: &str = "--region=us-central1";
+
+fn running(revision: &str) -> usize {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--filter", &format!("label=cloudrun-emulator.revision={revision}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+async fn modes(url: &str, requests: usize) -> (usize, usize) {
+    let client = reqwest::Client::new();
+    let (mut one, mut two) = (0, 0);
+    for _ in 0..requests {
+        let body = client
+            .get(format!("{url}/env/MODE"))
+            .send()
+            .await
+            .expect("answered")
+            .text()
+            .await
+            .expect("body");
+        match body.as_str() {
+            "one" => one += 1,
+            "two" => two += 1,
+            other => panic!("unexpected answer {other}"),
+        }
+    }
+    (one, two)
+}
+
+#[tokio::test]
+async fn a_canary_split_lands_on_its_weights_and_to_latest_retires_the_old_revision() {
+    harness::ensure_images(&["sandbox", "testapp"]).expect("images");
+    let emulator = Emulator::start().await.expect("emulator starts");
+    let gcloud = emulator.gcloud();
+    let image = "--image=cloudrun-emulator/testapp:1";
+    gcloud
+        .run(["run", "deploy", "canary", image, REGION, "--allow-unauthenticated", "--set-env-vars=MODE=one"])
+        .ok()
+        .await
+        .expect("first deploy");
+    gcloud
+        .run(["run", "deploy", "canary", image, REGION, "--set-env-vars=MODE=two"])
+        .ok()
+        .await
+        .expect("second deploy");
+    let listed = gcloud
+        .run(["run", "revisions", "list", "--service=canary", REGION, "--format=value(metadata.name)"])
+        .ok()
+        .await
+        .expect("revisions");
+    let names: Vec<String> = listed.stdout.lines().map(str::to_string).collect();
+    let (new, old) = (names[0].clone(), names[1].clone());
+    assert_eq!(running(&old), 0, "a revision without traffic stops its containers");
+
+    let split = gcloud
+        .run([
+            "run",
+            "services",
+            "update-traffic",
+            "canary",
+            REGION,
+            &format!("--to-revisions={old}=80,{new}=20"),
+        ])
+        .ok()
+        .await
+        .expect("update-traffic");
+    assert!(split.stdout.contains("80%") || split.stderr.contains("80%"), "{}{}", split.stdout, split.stderr);
+    let url = gcloud
+        .run(["run", "services", "describe", "canary", REGION, "--format=value(status.url)"])
+        .ok()
+        .await
+        .expect("describe")
+        .stdout
+        .trim()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(&old) == 0 {
+        assert!(Instant::now() < deadline, "the old revision never came back for its 80%");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        let (one, _) = modes(&url, 20).await;
+        if one > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old revision never received traffic");
+    }
+    let (one, two) = modes(&url, 400).await;
+    let share = one as f64 / 400.0;
+    assert!((0.72..=0.88).contains(&share), "80/20 split landed {one}/{two}");
+
+    let revisions = gcloud
+        .run(["run", "revisions", "list", "--service=canary", REGION, "--format=value(metadata.name)"])
+        .ok()
+        .await
+        .expect("revisions");
+    assert_eq!(revisions.stdout.lines().count(), 2, "a traffic change mints no revision");
+
+    gcloud
+        .run(["run", "services", "update-traffic", "canary", REGION, "--to-latest"])
+        .ok()
+        .await
+        .expect("to latest");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(&old) != 0 {
+        assert!(Instant::now() < deadline, "the retired revision kept running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(modes(&url, 50).await, (0, 50));
+    gcloud
+        .run(["run", "services", "delete", "canary", REGION, "--quiet"])
+        .ok()
+        .await
+        .expect("delete");
+}
