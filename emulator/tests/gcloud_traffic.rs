@@ -10,7 +10,12 @@ const REGION: &str = "--region=us-central1";
 
 fn running(revision: &str) -> usize {
     let out = Command::new("docker")
-        .args(["ps", "-q", "--filter", &format!("label=cloudrun-emulator.revision={revision}")])
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=cloudrun-emulator.revision={revision}"),
+        ])
         .output()
         .expect("docker ps");
     String::from_utf8_lossy(&out.stdout).lines().count()
@@ -44,23 +49,49 @@ async fn a_canary_split_lands_on_its_weights_and_to_latest_retires_the_old_revis
     let gcloud = emulator.gcloud();
     let image = "--image=cloudrun-emulator/testapp:1";
     gcloud
-        .run(["run", "deploy", "canary", image, REGION, "--allow-unauthenticated", "--set-env-vars=MODE=one"])
+        .run([
+            "run",
+            "deploy",
+            "canary",
+            image,
+            REGION,
+            "--allow-unauthenticated",
+            "--set-env-vars=MODE=one",
+        ])
         .ok()
         .await
         .expect("first deploy");
     gcloud
-        .run(["run", "deploy", "canary", image, REGION, "--set-env-vars=MODE=two"])
+        .run([
+            "run",
+            "deploy",
+            "canary",
+            image,
+            REGION,
+            "--set-env-vars=MODE=two",
+        ])
         .ok()
         .await
         .expect("second deploy");
     let listed = gcloud
-        .run(["run", "revisions", "list", "--service=canary", REGION, "--format=value(metadata.name)"])
+        .run([
+            "run",
+            "revisions",
+            "list",
+            "--service=canary",
+            REGION,
+            "--format=value(metadata.name)",
+        ])
         .ok()
         .await
         .expect("revisions");
     let names: Vec<String> = listed.stdout.lines().map(str::to_string).collect();
     let (new, old) = (names[0].clone(), names[1].clone());
-    assert_eq!(running(&old), 0, "a revision without traffic stops its containers");
+    assert_eq!(
+        running(&old),
+        0,
+        "a revision without traffic stops its containers"
+    );
 
     let split = gcloud
         .run([
@@ -74,9 +105,21 @@ async fn a_canary_split_lands_on_its_weights_and_to_latest_retires_the_old_revis
         .ok()
         .await
         .expect("update-traffic");
-    assert!(split.stdout.contains("80%") || split.stderr.contains("80%"), "{}{}", split.stdout, split.stderr);
+    assert!(
+        split.stdout.contains("80%") || split.stderr.contains("80%"),
+        "{}{}",
+        split.stdout,
+        split.stderr
+    );
     let url = gcloud
-        .run(["run", "services", "describe", "canary", REGION, "--format=value(status.url)"])
+        .run([
+            "run",
+            "services",
+            "describe",
+            "canary",
+            REGION,
+            "--format=value(status.url)",
+        ])
         .ok()
         .await
         .expect("describe")
@@ -85,7 +128,10 @@ async fn a_canary_split_lands_on_its_weights_and_to_latest_retires_the_old_revis
         .to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     while running(&old) == 0 {
-        assert!(Instant::now() < deadline, "the old revision never came back for its 80%");
+        assert!(
+            Instant::now() < deadline,
+            "the old revision never came back for its 80%"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     loop {
@@ -93,30 +139,125 @@ async fn a_canary_split_lands_on_its_weights_and_to_latest_retires_the_old_revis
         if one > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the old revision never received traffic");
+        assert!(
+            Instant::now() < deadline,
+            "the old revision never received traffic"
+        );
     }
     let (one, two) = modes(&url, 400).await;
     let share = one as f64 / 400.0;
-    assert!((0.72..=0.88).contains(&share), "80/20 split landed {one}/{two}");
+    assert!(
+        (0.72..=0.88).contains(&share),
+        "80/20 split landed {one}/{two}"
+    );
 
     let revisions = gcloud
-        .run(["run", "revisions", "list", "--service=canary", REGION, "--format=value(metadata.name)"])
+        .run([
+            "run",
+            "revisions",
+            "list",
+            "--service=canary",
+            REGION,
+            "--format=value(metadata.name)",
+        ])
         .ok()
         .await
         .expect("revisions");
-    assert_eq!(revisions.stdout.lines().count(), 2, "a traffic change mints no revision");
+    assert_eq!(
+        revisions.stdout.lines().count(),
+        2,
+        "a traffic change mints no revision"
+    );
 
     gcloud
-        .run(["run", "services", "update-traffic", "canary", REGION, "--to-latest"])
+        .run([
+            "run",
+            "services",
+            "update-traffic",
+            "canary",
+            REGION,
+            "--to-latest",
+        ])
         .ok()
         .await
         .expect("to latest");
     let deadline = Instant::now() + Duration::from_secs(30);
     while running(&old) != 0 {
-        assert!(Instant::now() < deadline, "the retired revision kept running");
+        assert!(
+            Instant::now() < deadline,
+            "the retired revision kept running"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(modes(&url, 50).await, (0, 50));
+
+    let tagged = gcloud
+        .run([
+            "run",
+            "deploy",
+            "canary",
+            image,
+            REGION,
+            "--no-traffic",
+            "--tag=green",
+            "--set-env-vars=MODE=three",
+        ])
+        .ok()
+        .await
+        .expect("deploy a tagged revision without traffic");
+    assert!(
+        tagged.stderr.contains("is serving 0 percent of traffic"),
+        "{}",
+        tagged.stderr
+    );
+    let tag_url = tagged
+        .stderr
+        .lines()
+        .find_map(|l| l.split("The revision can be reached directly at ").nth(1))
+        .expect("gcloud prints the tag URL")
+        .trim()
+        .to_string();
+    assert_ne!(tag_url, url);
+    let client = reqwest::Client::new();
+    let direct = client
+        .get(format!("{tag_url}/env/MODE"))
+        .send()
+        .await
+        .expect("tag URL")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(direct, "three", "the tag URL reaches the tagged revision");
+    assert_eq!(
+        modes(&url, 30).await,
+        (0, 30),
+        "the service URL still serves the old latest"
+    );
+
+    gcloud
+        .run([
+            "run",
+            "services",
+            "update-traffic",
+            "canary",
+            REGION,
+            "--to-tags=green=100",
+        ])
+        .ok()
+        .await
+        .expect("promote the tag");
+    let promoted = client
+        .get(format!("{url}/env/MODE"))
+        .send()
+        .await
+        .expect("url")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(
+        promoted, "three",
+        "--to-tags moved all traffic to the tagged revision"
+    );
     gcloud
         .run(["run", "services", "delete", "canary", REGION, "--quiet"])
         .ok()

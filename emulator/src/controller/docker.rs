@@ -31,6 +31,8 @@ struct Inner {
     pods: Mutex<HashMap<String, Pod>>,
     /// One reconciliation at a time per service.
     locks: parking_lot::Mutex<HashMap<ServiceName, Arc<Mutex<()>>>>,
+    /// The traffic tags whose URLs are open, by service.
+    tags: parking_lot::Mutex<HashMap<ServiceName, std::collections::BTreeSet<String>>>,
     /// Set once shutdown starts: nothing new is started after it.
     closing: std::sync::atomic::AtomicBool,
     /// Reconciliations in flight, aborted at shutdown.
@@ -73,6 +75,7 @@ impl Controller {
                 ingress,
                 pods: Mutex::default(),
                 locks: parking_lot::Mutex::default(),
+                tags: parking_lot::Mutex::default(),
                 closing: std::sync::atomic::AtomicBool::new(false),
                 tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
                 owners,
@@ -137,6 +140,10 @@ impl Controller {
         let Some(view) = inner.store.service_by_name(&name) else {
             self.remove_service_pods(&name).await;
             inner.ingress.remove(&key).await;
+            let tags = inner.tags.lock().remove(&name).unwrap_or_default();
+            for tag in tags {
+                inner.ingress.remove(&format!("{key}/tags/{tag}")).await;
+            }
             return;
         };
         match inner.ingress.expose(&key, view.service.url_port).await {
@@ -191,9 +198,9 @@ impl Controller {
             .collect();
         drop(pods);
         inner.ingress.set_targets(&key, targets);
-        inner
-            .ingress
-            .set_access(&key, access_of(&inner.store, &view.service));
+        let access = access_of(&inner.store, &view.service);
+        inner.ingress.set_access(&key, access);
+        self.route_tags(&name, &view, &revisions, access).await;
         let serving: Vec<String> = view
             .status
             .traffic
@@ -222,6 +229,64 @@ impl Controller {
         };
         for pod in idle {
             self.stop(&pod).await;
+        }
+    }
+
+    /// Gives each tagged traffic target its own URL, routed to that revision alone.
+    async fn route_tags(
+        &self,
+        name: &ServiceName,
+        view: &crate::state::run::ServiceView,
+        revisions: &[crate::state::run::Revision],
+        access: Access,
+    ) {
+        let inner = &self.inner;
+        let key = name.to_string();
+        let mut open = std::collections::BTreeSet::new();
+        for target in &view.status.traffic {
+            let Some(tag) = &target.tag else { continue };
+            let tag_key = format!("{key}/tags/{tag}");
+            match inner
+                .ingress
+                .expose(&tag_key, view.service.tag_ports.get(tag).copied())
+                .await
+            {
+                Ok(addr) => {
+                    if let Err(error) = inner.store.set_tag_port(name, tag, addr.port()) {
+                        tracing::warn!(%error, "recording a tag URL failed");
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, tag = %tag, "cannot open a tag URL");
+                    continue;
+                }
+            }
+            let pods = inner.pods.lock().await;
+            let backend = revisions
+                .iter()
+                .find(|r| r.name == target.revision)
+                .and_then(|r| Some((r, pods.get(&r.key())?)))
+                .and_then(|(r, pod)| pod.addr(r.ingress()?.1));
+            drop(pods);
+            let targets = backend
+                .map(|addr| Target {
+                    revision: target.revision.clone(),
+                    addr,
+                    percent: 100,
+                })
+                .into_iter()
+                .collect();
+            inner.ingress.set_targets(&tag_key, targets);
+            inner.ingress.set_access(&tag_key, access);
+            open.insert(tag.clone());
+        }
+        let previous = inner
+            .tags
+            .lock()
+            .insert(name.clone(), open.clone())
+            .unwrap_or_default();
+        for gone in previous.difference(&open) {
+            inner.ingress.remove(&format!("{key}/tags/{gone}")).await;
         }
     }
 

@@ -268,6 +268,16 @@ impl Ingress {
                 location,
                 "services",
                 service,
+            ]
+            | [
+                "projects",
+                project,
+                "locations",
+                location,
+                "services",
+                service,
+                "tags",
+                _,
             ] => (*project, *location, *service),
             _ => ("", "", key),
         };

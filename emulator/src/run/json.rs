@@ -135,9 +135,16 @@ fn object_meta(
     meta
 }
 
-/// A Service, with `url` the address its ingress serves (once assigned).
-pub fn service_json(view: &ServiceView, url: Option<&str>) -> Value {
+/// `http://HOST:PORT`, a URL the ingress serves.
+fn url_at(host: &str, port: Option<u16>) -> Option<String> {
+    port.map(|port| format!("http://{host}:{port}"))
+}
+
+/// A Service; `host` is where the ingress listens.
+pub fn service_json(view: &ServiceView, host: &str) -> Value {
     let service = &view.service;
+    let url = url_at(host, service.url_port);
+    let url = url.as_deref();
     let status = &view.status;
     let created = wire::timestamp(service.create_time);
     let updated = wire::timestamp(service.update_time);
@@ -206,16 +213,13 @@ pub fn service_json(view: &ServiceView, url: Option<&str>) -> Value {
         "kind": "Service",
         "metadata": meta,
         "spec": spec,
-        "status": service_status_json(service, status, url, &updated),
+        "status": service_status_json(service, status, host, &updated),
     })
 }
 
-fn service_status_json(
-    service: &Service,
-    status: &ServiceStatus,
-    url: Option<&str>,
-    at: &str,
-) -> Value {
+fn service_status_json(service: &Service, status: &ServiceStatus, host: &str, at: &str) -> Value {
+    let url = url_at(host, service.url_port);
+    let url = url.as_deref();
     let ready = match (&status.ready.status, url) {
         (ConditionStatus::True, None) => Condition {
             status: ConditionStatus::Unknown,
@@ -238,6 +242,9 @@ fn service_status_json(
             }
             if let Some(tag) = &t.tag {
                 target["tag"] = json!(tag);
+                if let Some(tag_url) = url_at(host, service.tag_ports.get(tag).copied()) {
+                    target["url"] = json!(tag_url);
+                }
             }
             target
         }).collect::<Vec<_>>(),
@@ -453,8 +460,9 @@ pub fn configuration_json(view: &ServiceView) -> Value {
 }
 
 /// The Route Knative derives from a service.
-pub fn route_json(view: &ServiceView, url: Option<&str>) -> Value {
-    let service_json = service_json(view, url);
+pub fn route_json(view: &ServiceView, host: &str) -> Value {
+    let service_json = service_json(view, host);
+    let url = url_at(host, view.service.url_port);
     let service = &view.service;
     let created = wire::timestamp(service.create_time);
     let mut meta = object_meta(

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::server::AppState;
 use crate::state::iam;
 use crate::state::locations::REGIONS;
-use crate::state::run::{ServiceRef, ServiceView};
+use crate::state::run::ServiceRef;
 use crate::wire::iam::{
     PolicyJson, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
 };
@@ -101,12 +101,6 @@ impl Region {
     }
 }
 
-fn url_of(app: &AppState, view: &ServiceView) -> Option<String> {
-    view.service
-        .url_port
-        .map(|port| format!("http://{}:{port}", app.settings.ingress_host))
-}
-
 fn service_ref<'a>(namespace: &'a str, region: &'a str, name: &'a str) -> ServiceRef<'a> {
     ServiceRef {
         project: namespace,
@@ -127,10 +121,7 @@ async fn create_service(
         .store
         .create_service(service_ref(&path["namespace"], region, &name), spec)?;
     app.controller.service_changed(view.service.name.clone());
-    Ok(Json(json::service_json(
-        &view,
-        url_of(&app, &view).as_deref(),
-    )))
+    Ok(Json(json::service_json(&view, &app.settings.ingress_host)))
 }
 
 async fn replace_service(
@@ -162,10 +153,7 @@ async fn replace_service(
     }
     let view = app.store.replace_service(at, spec)?;
     app.controller.service_changed(view.service.name.clone());
-    Ok(Json(json::service_json(
-        &view,
-        url_of(&app, &view).as_deref(),
-    )))
+    Ok(Json(json::service_json(&view, &app.settings.ingress_host)))
 }
 
 async fn get_service(
@@ -177,10 +165,7 @@ async fn get_service(
     let view = app
         .store
         .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    Ok(Json(json::service_json(
-        &view,
-        url_of(&app, &view).as_deref(),
-    )))
+    Ok(Json(json::service_json(&view, &app.settings.ingress_host)))
 }
 
 async fn list_services(
@@ -193,7 +178,7 @@ async fn list_services(
         .list_services_run(&path["namespace"], region.0.as_deref())?;
     let items = views
         .iter()
-        .map(|v| json::service_json(v, url_of(&app, v).as_deref()))
+        .map(|v| json::service_json(v, &app.settings.ingress_host))
         .collect();
     Ok(Json(json::list_json("ServiceList", items)))
 }
@@ -330,7 +315,7 @@ async fn list_routes(
         .list_services_run(&path["namespace"], region.0.as_deref())?;
     let items = views
         .iter()
-        .map(|v| json::route_json(v, url_of(&app, v).as_deref()))
+        .map(|v| json::route_json(v, &app.settings.ingress_host))
         .collect();
     Ok(Json(json::list_json("RouteList", items)))
 }
@@ -344,10 +329,7 @@ async fn get_route(
     let view = app
         .store
         .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    Ok(Json(json::route_json(
-        &view,
-        url_of(&app, &view).as_deref(),
-    )))
+    Ok(Json(json::route_json(&view, &app.settings.ingress_host)))
 }
 
 async fn iam_get(State(app): State<AppState>, Path(path): PathParams) -> ApiResult<Json<Value>> {

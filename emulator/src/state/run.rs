@@ -176,6 +176,9 @@ pub struct Service {
     pub traffic: Vec<TrafficTarget>,
     /// The ingress port that serves the service's URL once assigned.
     pub url_port: Option<u16>,
+    /// The ingress port of each traffic tag's own URL.
+    #[serde(default)]
+    pub tag_ports: BTreeMap<String, u16>,
 }
 
 /// Where a revision is in its life.
@@ -815,6 +818,7 @@ impl Store {
                 template: spec.template,
                 traffic: spec.traffic,
                 url_port: None,
+                tag_ports: BTreeMap::new(),
             };
             let revision = data.new_revision(&service, 1, now)?;
             check_traffic_revisions(data, &service, Some(&revision))?;
@@ -1042,6 +1046,21 @@ impl Store {
             }
             let mut service = current.clone();
             service.url_port = Some(port);
+            Ok(((), vec![Record::PutService { service }]))
+        })
+    }
+
+    /// Remembers the ingress port serving a tag's URL, so it survives restarts.
+    pub fn set_tag_port(&self, name: &ServiceName, tag: &str, port: u16) -> StateResult<()> {
+        self.commit(|data| {
+            let Some(current) = data.services_run.get(&name.to_string()) else {
+                return Ok(((), vec![]));
+            };
+            if current.tag_ports.get(tag) == Some(&port) {
+                return Ok(((), vec![]));
+            }
+            let mut service = current.clone();
+            service.tag_ports.insert(tag.to_string(), port);
             Ok(((), vec![Record::PutService { service }]))
         })
     }
