@@ -390,6 +390,24 @@ spec:
         "{}",
         ready.stdout
     );
+    assert_eq!(
+        containers_of("api").len(),
+        2,
+        "failed deploys leave nothing behind: only revision 2's sandbox and app run"
+    );
+    let described = gcloud
+        .run([
+            "run",
+            "revisions",
+            "describe",
+            ready.stdout.split_whitespace().next().expect("revision"),
+            REGION,
+            "--format=value(status.conditions[0].type,status.conditions[0].status)",
+        ])
+        .ok()
+        .await
+        .expect("revisions describe");
+    assert_eq!(described.stdout.trim(), "Ready\tTrue");
 
     gcloud
         .run(["run", "services", "delete", "api", REGION, "--quiet"])
