@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(logging::router())
         .merge(cloud_run::router())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_method)
         .layer(middleware::from_fn_with_state(state.clone(), trace_request))
         .with_state(state)
 }
@@ -68,6 +69,13 @@ pub fn router(state: AppState) -> Router {
 async fn unknown_route(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
         "The requested URL {} was not found on this server.",
+        uri.path()
+    ))
+}
+
+async fn unknown_method(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "The requested URL {} was not found on this server: it has no {method} method.",
         uri.path()
     ))
 }
