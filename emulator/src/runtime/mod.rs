@@ -7,8 +7,7 @@
 //! container is up; nothing here knows HTTP or the Cloud Run API.
 //!
 //! Files, one concern each: `pod` starts (dependency order, startup probes) and stops pods;
-//! `probes` runs TCP / HTTP probes against published ports (gRPC probes are TCP connects for
-//! now); `monitor` watches container exits; `logs` delivers every output line to the caller's
+//! `probes` runs TCP, HTTP and gRPC health probes against published ports; `monitor` watches container exits; `logs` delivers every output line to the caller's
 //! [`LogSink`]; `images` resolves references; `files` places secret files; `labels` and
 //! `cleanup` mark, remove and reap objects; `spec` and `error` are the types above.
 //!
@@ -21,6 +20,7 @@
 mod cleanup;
 mod error;
 mod files;
+mod grpc_health;
 mod images;
 mod labels;
 mod logs;
@@ -34,6 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::RuntimeError;
+/// The check behind gRPC probes; public so tests can run it against a real gRPC server.
+pub use grpc_health::check_grpc_health;
 pub use labels::{LABEL_CONTAINER, LABEL_KIND, LABEL_MANAGED, LABEL_OWNER, LABEL_POD, new_owner};
 pub use logs::{LogLine, LogSink, LogStream};
 pub use pod::{Pod, PodStatus, SANDBOX_IMAGE};

@@ -2,7 +2,8 @@
 //!
 //! Published ports go through Docker's proxy, which accepts every connection and closes it at
 //! once when nothing listens inside the pod; a TCP attempt therefore also waits briefly for that
-//! close. gRPC probes are checked as TCP connects: the emulator's hyper has no HTTP/2 client.
+//! close. gRPC probes call `grpc.health.v1.Health/Check` over HTTP/2 cleartext (see
+//! `grpc_health`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,9 +13,10 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
-use super::{Probe, ProbeAction};
+use super::{Probe, ProbeAction, grpc_health};
 
 /// How long a TCP attempt watches a fresh connection for Docker's proxy closing it.
 const PROXY_CLOSE_WINDOW: Duration = Duration::from_millis(100);
@@ -103,7 +105,10 @@ async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<(), String> {
 
 async fn check(action: &ProbeAction, addr: SocketAddr) -> Result<(), String> {
     match action {
-        ProbeAction::Tcp { .. } | ProbeAction::Grpc { .. } => tcp(addr).await,
+        ProbeAction::Tcp { .. } => tcp(addr).await,
+        ProbeAction::Grpc { port, service } => {
+            grpc_health::check(addr, *port, service.as_deref().unwrap_or("")).await
+        }
         ProbeAction::Http {
             port,
             path,
@@ -138,7 +143,8 @@ async fn http(
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-    let connection = tokio::spawn(connection);
+    // Aborted however this returns, a timeout included, so no connection outlives its attempt.
+    let _connection = AbortOnDrop(tokio::spawn(connection));
     let path = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -152,15 +158,24 @@ async fn http(
     let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("invalid probe request: {e}"))?;
-    let result = sender.send_request(request).await;
-    connection.abort();
-    let status = result
+    let status = sender
+        .send_request(request)
+        .await
         .map_err(|e| format!("HTTP request failed: {e}"))?
         .status();
     if (200..400).contains(&status.as_u16()) {
         Ok(())
     } else {
         Err(format!("HTTP status {}", status.as_u16()))
+    }
+}
+
+/// Aborts a spawned connection task when dropped.
+pub(super) struct AbortOnDrop<T>(pub(super) JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -122,7 +122,7 @@ pub enum ProbeAction {
         path: String,
         headers: Vec<(String, String)>,
     },
-    /// `grpc.health.v1.Health/Check`; checked as a TCP connect for now (see `probes`).
+    /// `grpc.health.v1.Health/Check` for `service` (none: the server) answers `SERVING`.
     Grpc { port: u16, service: Option<String> },
 }
 
