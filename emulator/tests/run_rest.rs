@@ -209,3 +209,66 @@ async fn knative_requests_are_validated_like_cloud_run() {
         .await;
     assert_error(status, &body, 404, "web");
 }
+
+fn containers(service: &str) -> usize {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=cloudrun-emulator.service={service}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[tokio::test]
+async fn deleting_a_service_does_not_wait_for_a_start_that_hangs() {
+    harness::ensure_images(&["sandbox", "testapp"]).expect("images");
+    let emulator = Emulator::start().await.expect("emulator");
+    let api = Knative {
+        http: reqwest::Client::new(),
+        base: emulator.url(),
+    };
+    let mut never_listens = service("sleeper", "cloudrun-emulator/testapp:1");
+    never_listens["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["sleep"]);
+    let (status, body) = api
+        .regional(
+            reqwest::Method::POST,
+            &format!("{BASE}/services"),
+            Some(never_listens),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while containers("sleeper") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let (status, _) = api
+        .regional(
+            reqwest::Method::DELETE,
+            &format!("{BASE}/services/sleeper"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the delete waited {:?} for the 240 s default probe",
+        started.elapsed()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while containers("sleeper") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the half-started instance stayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -37,6 +37,9 @@ struct Inner {
     closing: std::sync::atomic::AtomicBool,
     /// Reconciliations in flight, aborted at shutdown.
     tasks: parking_lot::Mutex<tokio::task::JoinSet<()>>,
+    /// The reconciliations in flight of each service, aborted when it is deleted (a start may
+    /// wait minutes for a probe; a deletion does not).
+    in_flight: parking_lot::Mutex<HashMap<ServiceName, Vec<tokio::task::AbortHandle>>>,
     /// The revision each running pod belongs to, for its log entries.
     owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>>,
 }
@@ -78,6 +81,7 @@ impl Controller {
                 tags: parking_lot::Mutex::default(),
                 closing: std::sync::atomic::AtomicBool::new(false),
                 tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
+                in_flight: parking_lot::Mutex::default(),
                 owners,
             }),
         };
@@ -449,12 +453,28 @@ impl Reconcile for Controller {
             return;
         }
         let controller = self.clone();
-        let mut tasks = self.inner.tasks.lock();
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move { controller.reconcile(service).await });
+        let name = service.clone();
+        let handle = {
+            let mut tasks = self.inner.tasks.lock();
+            while tasks.try_join_next().is_some() {}
+            tasks.spawn(async move { controller.reconcile(name).await })
+        };
+        let mut in_flight = self.inner.in_flight.lock();
+        let handles = in_flight.entry(service).or_default();
+        handles.retain(|h| !h.is_finished());
+        handles.push(handle);
     }
 
     fn service_deleted(&self, service: Service) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let cancelled = self
+            .inner
+            .in_flight
+            .lock()
+            .remove(&service.name)
+            .unwrap_or_default();
+        for handle in cancelled {
+            handle.abort();
+        }
         Box::pin(async move { self.reconcile(service.name).await })
     }
 }

@@ -61,6 +61,9 @@ pub(crate) async fn handle(
     match shared.client.request(request).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
+            // The client's connection is ours, not the backend's: an HTTP/1.0 backend must not
+            // make the ingress close a keep-alive connection after every request.
+            parts.version = Version::HTTP_11;
             strip_hop_by_hop(&mut parts.headers);
             let log = log.with_status(parts.status);
             Ok(Response::from_parts(parts, ProxyBody::stream(body, log)))

@@ -20,8 +20,8 @@ use super::{Probe, ProbeAction, grpc_health};
 
 /// How long a TCP attempt watches a fresh connection for Docker's proxy closing it.
 const PROXY_CLOSE_WINDOW: Duration = Duration::from_millis(100);
-/// How often the default probe re-dials within one attempt.
-const DEFAULT_REDIAL: Duration = Duration::from_millis(100);
+/// How often a startup probe re-dials within one attempt.
+const STARTUP_REDIAL: Duration = Duration::from_millis(100);
 
 /// Startup or liveness: only changes the wording of failures.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +50,7 @@ pub(crate) async fn until_pass(
     let mut failures = 0;
     loop {
         let started = Instant::now();
-        match attempt(probe, addr).await {
+        match attempt(probe, addr, true).await {
             Ok(()) => return Ok(()),
             Err(last_failure) => {
                 failures += 1;
@@ -72,7 +72,7 @@ pub(crate) async fn until_fail(probe: &Probe, container: &str, addr: SocketAddr)
     let mut failures = 0;
     loop {
         let started = Instant::now();
-        match attempt(probe, addr).await {
+        match attempt(probe, addr, false).await {
             Ok(()) => failures = 0,
             Err(last_failure) => {
                 failures += 1;
@@ -88,18 +88,20 @@ pub(crate) async fn until_fail(probe: &Probe, container: &str, addr: SocketAddr)
     }
 }
 
-/// One attempt within the probe's timeout; the default probe keeps re-dialling until then.
-async fn attempt(probe: &Probe, addr: SocketAddr) -> Result<(), String> {
+/// One attempt within the probe's timeout; a startup attempt keeps re-dialling until then, so an
+/// instance that starts listening a moment after its container starts is not held back a whole
+/// period (failures still count once per period).
+async fn attempt(probe: &Probe, addr: SocketAddr, redial: bool) -> Result<(), String> {
     let deadline = Instant::now() + probe.timeout;
     loop {
         let outcome = match timeout_at(deadline, check(&probe.action, addr)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {} ms", probe.timeout.as_millis())),
         };
-        if outcome.is_ok() || !probe.is_default || Instant::now() + DEFAULT_REDIAL >= deadline {
+        if outcome.is_ok() || !redial || Instant::now() + STARTUP_REDIAL >= deadline {
             return outcome;
         }
-        sleep(DEFAULT_REDIAL).await;
+        sleep(STARTUP_REDIAL).await;
     }
 }
 

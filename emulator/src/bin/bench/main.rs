@@ -1,18 +1,24 @@
-//! `bench`: measures the release `cloudrun-emulator` against a minimal peer server, in one run.
+//! `bench`: measures the release `cloudrun-emulator` in one run, in two sections.
 //!
-//! Figures, each next to the same figure for the peer (an axum server answering `/healthz` and
+//! **Secret Manager** (`--only secrets`): figures, each next to the same figure for the peer (an axum server answering `/healthz` and
 //! one static JSON body the size of the emulator's access response), with the ratio between:
 //! - start-to-ready: wall time from spawn until `GET /healthz` answers 200 (min and median);
 //! - resident memory (VmRSS) when idle and after the load test;
 //! - requests/s and p50/p90/p99/max latency of `versions/latest:access` under closed-loop load
 //!   from keep-alive HTTP/1.1 connections on loopback.
 //!
-//! It ends with PASS/MISS against the targets. Build and run with:
+//! **Cloud Run** (`--only run`, see [`run`]): cold deploy of a four-container service to its first
+//! 200 against the same containers started with the docker CLI, delete time, and the latency the
+//! ingress adds in front of the instance.
+//!
+//! Each section ends with PASS/MISS against its targets. Build and run with:
 //!
 //! ```text
 //! cargo build --release -p emulator
-//! target/release/bench [--duration-secs 5] [--connections 32]
+//! target/release/bench [--only secrets|run|all] [--duration-secs 5] [--connections 32]
 //! ```
+
+mod run;
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -37,10 +43,25 @@ const TARGET_P99_MS: f64 = 5.0;
 const TARGET_READY_MS: f64 = 50.0;
 const TARGET_IDLE_MIB: f64 = 15.0;
 
-/// Measures the emulator's startup, memory and access throughput against a minimal peer.
+/// Which sections of the bench to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    /// Secret Manager: startup, memory and access throughput against a minimal peer.
+    Secrets,
+    /// Cloud Run: deploy to first 200 against the docker CLI floor, delete, ingress overhead.
+    Run,
+    /// Both sections.
+    All,
+}
+
+/// Measures the emulator's startup, memory and access throughput against a minimal peer, and
+/// its Cloud Run deploys and ingress against the bare docker CLI.
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Args {
+    /// Which sections to run.
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
     /// Seconds of measured load per server (after one second of warmup).
     #[arg(long, default_value_t = 5)]
     duration_secs: u64,
@@ -53,6 +74,15 @@ struct Args {
     /// Worker threads of the load generator (default: one per CPU).
     #[arg(long)]
     client_threads: Option<usize>,
+    /// Cloud Run: deploys (and floor runs) measured for each figure.
+    #[arg(long, default_value_t = 3)]
+    run_repeats: usize,
+    /// Cloud Run: connections of the ingress load test.
+    #[arg(long, default_value_t = 8)]
+    run_connections: usize,
+    /// Cloud Run: measured seconds of the ingress load test, per target.
+    #[arg(long, default_value_t = 3)]
+    run_duration_secs: u64,
     /// Run as the peer server instead (used by the bench itself).
     #[arg(long, hide = true)]
     serve_peer: bool,
@@ -67,7 +97,7 @@ fn main() -> ExitCode {
     let outcome = if args.serve_peer {
         serve_peer(&args)
     } else {
-        bench(&args)
+        sections(&args)
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,7 +125,8 @@ fn serve_peer(args: &Args) -> Result<()> {
     })
 }
 
-fn bench(args: &Args) -> Result<()> {
+/// Runs the sections `--only` asks for; a failed section does not stop the next.
+fn sections(args: &Args) -> Result<()> {
     let emulator_exe = std::env::current_exe()?.with_file_name("cloudrun-emulator");
     if !emulator_exe.is_file() {
         return Err(format!(
@@ -107,6 +138,32 @@ fn bench(args: &Args) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("bench: warning: built without --release; figures are not representative");
     }
+    let secrets =
+        matches!(args.only, Only::Secrets | Only::All).then(|| bench_secrets(args, &emulator_exe));
+    if secrets.is_some() && args.only == Only::All {
+        println!();
+    }
+    let run = matches!(args.only, Only::Run | Only::All).then(|| {
+        let options = run::Options {
+            repeats: args.run_repeats.max(1),
+            load: LoadPlan {
+                connections: args.run_connections.max(1),
+                warmup: Duration::from_secs(1),
+                duration: Duration::from_secs(args.run_duration_secs.max(1)),
+            },
+        };
+        run::bench(&options, &emulator_exe)
+    });
+    match (secrets, run) {
+        (Some(Err(secrets)), Some(Err(run))) => {
+            Err(format!("Secret Manager section: {secrets}; Cloud Run section: {run}").into())
+        }
+        (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
+        _ => Ok(()),
+    }
+}
+
+fn bench_secrets(args: &Args, emulator_exe: &Path) -> Result<()> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.client_threads {
         runtime.worker_threads(threads);
@@ -119,7 +176,7 @@ fn bench(args: &Args) -> Result<()> {
     };
 
     // The emulator that takes the load: seeded, and its access response becomes the peer's body.
-    let emulator = Server::spawn(&emulator_exe, &[])?;
+    let emulator = Server::spawn(emulator_exe, &[])?;
     let emulator_idle = idle_rss(&emulator)?;
     let body = runtime.block_on(seed(emulator.addr))?;
     let peer_exe = std::env::current_exe()?;
@@ -131,18 +188,27 @@ fn bench(args: &Args) -> Result<()> {
     // Start-to-ready, alternating the two so that drift in the machine hits both alike.
     let (mut emulator_ready, mut peer_ready) = (Vec::new(), Vec::new());
     for _ in 0..args.startup_runs.max(1) {
-        emulator_ready.push(Server::spawn(&emulator_exe, &[])?.ready_after);
+        emulator_ready.push(Server::spawn(emulator_exe, &[])?.ready_after);
         peer_ready.push(Server::spawn(&peer_exe, &peer_args)?.ready_after);
     }
 
-    let emulator_load = runtime.block_on(run_load(emulator.addr, &body, &load, emulator.pid()))?;
+    let emulator_target = LoadTarget {
+        addr: emulator.addr,
+        path: ACCESS_PATH.into(),
+        expected: body.clone(),
+    };
+    let emulator_load = runtime.block_on(run_load(&emulator_target, &load, emulator.pid()))?;
     let emulator = Figures {
         ready: Millis::of(&emulator_ready),
         idle_mib: emulator_idle,
         after_load_mib: rss_mib(emulator.pid())?,
         load: emulator_load,
     };
-    let peer_load = runtime.block_on(run_load(peer.addr, &body, &load, peer.pid()))?;
+    let peer_target = LoadTarget {
+        addr: peer.addr,
+        ..emulator_target
+    };
+    let peer_load = runtime.block_on(run_load(&peer_target, &load, peer.pid()))?;
     let peer = Figures {
         ready: Millis::of(&peer_ready),
         idle_mib: peer_idle,
@@ -165,7 +231,7 @@ struct Figures {
 fn report(plan: &LoadPlan, body_len: usize, e: &Figures, p: &Figures) {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "cloudrun-emulator bench: {} connections, {:?} warmup + {:?} measured, {cpus} CPUs, \
+        "cloudrun-emulator bench, Secret Manager: {} connections, {:?} warmup + {:?} measured, {cpus} CPUs, \
          access body {body_len} bytes\n",
         plan.connections, plan.warmup, plan.duration,
     );
@@ -199,7 +265,7 @@ fn report(plan: &LoadPlan, body_len: usize, e: &Figures, p: &Figures) {
         f.load.latencies_us.len() as f64
     });
 
-    println!("\ntargets (emulator):");
+    println!("\ntargets (Secret Manager, emulator):");
     let p99 = e.load.quantile_ms(0.99);
     let targets = [
         (
@@ -228,7 +294,7 @@ fn report(plan: &LoadPlan, body_len: usize, e: &Figures, p: &Figures) {
         println!("  {verdict}  {target:<40} got {got}");
     }
     let met = targets.iter().filter(|(pass, ..)| *pass).count();
-    println!("\n{met} of {} targets met", targets.len());
+    println!("\n{met} of {} Secret Manager targets met", targets.len());
 }
 
 /// A running server process, killed and reaped when dropped (also on error paths).
@@ -399,12 +465,13 @@ async fn seed(addr: SocketAddr) -> Result<Bytes> {
     let mut last = Bytes::new();
     for (method, path, body) in steps {
         let mut sender = connect(addr).await?;
-        let (status, response) = send(&mut sender, method.clone(), path, body).await?;
-        if status != StatusCode::OK {
-            let text = String::from_utf8_lossy(&response);
+        let answer = send(&mut sender, method.clone(), path, "127.0.0.1", body.into()).await?;
+        if answer.status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&answer.body);
+            let status = answer.status;
             return Err(format!("seeding: {method} {path} answered {status}: {text}").into());
         }
-        last = response;
+        last = answer.body;
     }
     Ok(last)
 }
@@ -417,22 +484,50 @@ async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
+/// A response, and whether its connection may carry another request.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+    /// False after an HTTP/1.0 answer or `Connection: close` (Python's `http.server`).
+    reusable: bool,
+}
+
 async fn send(
     sender: &mut http1::SendRequest<Full<Bytes>>,
     method: Method,
     path: &str,
-    body: &'static str,
-) -> Result<(StatusCode, Bytes)> {
+    host: &str,
+    body: Bytes,
+) -> Result<Answer> {
     sender.ready().await?;
     let request = Request::builder()
         .method(method)
         .uri(path)
-        .header(hyper::header::HOST, "127.0.0.1")
+        .header(hyper::header::HOST, host)
         .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))?;
+        .body(Full::new(body))?;
     let response = sender.send_request(request).await?;
     let status = response.status();
-    Ok((status, response.into_body().collect().await?.to_bytes()))
+    let closes = response
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let reusable = response.version() == hyper::Version::HTTP_11 && !closes;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(Answer {
+        status,
+        body,
+        reusable,
+    })
+}
+
+/// Where the load generator sends `GET path`, and the body every answer must have.
+#[derive(Debug, Clone)]
+struct LoadTarget {
+    addr: SocketAddr,
+    path: String,
+    expected: Bytes,
 }
 
 #[derive(Debug)]
@@ -446,6 +541,8 @@ struct LoadPlan {
 #[derive(Debug, Default)]
 struct ConnectionStats {
     latencies_us: Vec<u32>,
+    /// TCP connections opened (one per request against servers that close after answering).
+    connects: u64,
     errors: u64,
     first_error: Option<String>,
 }
@@ -463,6 +560,8 @@ struct LoadResult {
     latencies_us: Vec<u32>,
     rps: f64,
     cores: Cores,
+    /// TCP connections the generator opened, warmup included.
+    connects: u64,
 }
 
 impl LoadResult {
@@ -476,30 +575,42 @@ impl LoadResult {
 }
 
 /// Closed-loop load: each connection sends its next request as soon as the last one is answered.
-async fn run_load(
-    addr: SocketAddr,
-    expected: &Bytes,
-    plan: &LoadPlan,
-    pid: u32,
-) -> Result<LoadResult> {
+/// A server that closes after answering gets a new connection for the next request, and the
+/// connect counts in that request's latency.
+async fn run_load(target: &LoadTarget, plan: &LoadPlan, pid: u32) -> Result<LoadResult> {
     let start = Instant::now();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     let mut tasks = Vec::with_capacity(plan.connections);
     for _ in 0..plan.connections {
-        let expected = expected.clone();
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats = ConnectionStats::default();
-            let mut sender = match connect(addr).await {
-                Ok(sender) => sender,
-                Err(error) => {
-                    stats.fail(format!("connect: {error}"));
-                    return stats;
-                }
-            };
+            let mut open = None;
             while Instant::now() < end {
                 let sent = Instant::now();
-                let (status, body) = match send(&mut sender, Method::GET, ACCESS_PATH, "").await {
+                let sender = match open.as_mut() {
+                    Some(sender) => sender,
+                    None => match connect(target.addr).await {
+                        Ok(sender) => {
+                            stats.connects += 1;
+                            open.insert(sender)
+                        }
+                        Err(error) => {
+                            stats.fail(format!("connect: {error}"));
+                            break;
+                        }
+                    },
+                };
+                let answer = match send(
+                    sender,
+                    Method::GET,
+                    &target.path,
+                    "127.0.0.1",
+                    Bytes::new(),
+                )
+                .await
+                {
                     Ok(answer) => answer,
                     Err(error) => {
                         // The connection is unusable after a transport error.
@@ -508,9 +619,12 @@ async fn run_load(
                     }
                 };
                 let done = Instant::now();
-                if status != StatusCode::OK || body != expected {
-                    let text = String::from_utf8_lossy(&body);
-                    stats.fail(format!("{status}: {text}"));
+                if !answer.reusable {
+                    open = None;
+                }
+                if answer.status != StatusCode::OK || answer.body != target.expected {
+                    let text = String::from_utf8_lossy(&answer.body);
+                    stats.fail(format!("{}: {text}", answer.status));
                 } else if sent >= measure_from && done <= end {
                     let micros = (done - sent).as_micros();
                     stats
@@ -531,13 +645,14 @@ async fn run_load(
     for task in tasks {
         let stats = task.await?;
         total.latencies_us.extend(stats.latencies_us);
+        total.connects += stats.connects;
         total.errors += stats.errors;
         total.first_error = total.first_error.or(stats.first_error);
     }
     if let Some(first) = total.first_error {
         return Err(format!(
-            "{} requests to {addr} failed or answered wrongly; first: {first}",
-            total.errors
+            "{} requests to {}{} failed or answered wrongly; first: {first}",
+            total.errors, target.addr, target.path
         )
         .into());
     }
@@ -548,6 +663,7 @@ async fn run_load(
         rps: latencies_us.len() as f64 / seconds,
         latencies_us,
         cores: cpu_after.cores_since(&cpu_before, seconds),
+        connects: total.connects,
     })
 }
 
