@@ -914,8 +914,8 @@ fn report(options: &Options, f: &Figures) {
     }
     if f.loaded.is_some() {
         println!(
-            "  (a connection per request where the server answers HTTP/1.0: the testapp does, and \
-             the ingress passes its version on)"
+            "  (direct: a connection per request, as the testapp answers HTTP/1.0; the ingress \
+             keeps its clients' connections open)"
         );
     }
     if let Some(left) = f.left_over {
