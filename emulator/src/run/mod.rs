@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::server::AppState;
 use crate::state::iam;
 use crate::state::locations::REGIONS;
-use crate::state::run::ServiceRef;
+use crate::state::run::{ServiceRef, ServiceView};
 use crate::wire::iam::{
     PolicyJson, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
 };
@@ -161,11 +161,7 @@ async fn get_service(
     region: Region,
     Path(path): PathParams,
 ) -> ApiResult<Json<Value>> {
-    let region = region.required()?;
-    let view = app
-        .store
-        .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    Ok(Json(json::service_json(&view, &app.settings.ingress_host)))
+    get_view(&app, &region, &path, json::service_json)
 }
 
 async fn list_services(
@@ -173,14 +169,7 @@ async fn list_services(
     region: Region,
     Path(path): PathParams,
 ) -> ApiResult<Json<Value>> {
-    let views = app
-        .store
-        .list_services_run(&path["namespace"], region.0.as_deref())?;
-    let items = views
-        .iter()
-        .map(|v| json::service_json(v, &app.settings.ingress_host))
-        .collect();
-    Ok(Json(json::list_json("ServiceList", items)))
+    list_views(&app, &region, &path, "ServiceList", json::service_json)
 }
 
 async fn delete_service(
@@ -199,6 +188,36 @@ async fn delete_service(
         "status": "Success",
         "details": {"name": service.name.name, "group": "serving.knative.dev", "kind": "services", "uid": service.uid},
     })))
+}
+
+/// A list of the objects Knative derives from the services of a namespace (and region).
+fn list_views(
+    app: &AppState,
+    region: &Region,
+    path: &HashMap<String, String>,
+    kind: &str,
+    render: impl Fn(&ServiceView, &str) -> Value,
+) -> ApiResult<Json<Value>> {
+    let views = app
+        .store
+        .list_services_run(&path["namespace"], region.0.as_deref())?;
+    let host = &app.settings.ingress_host;
+    let items = views.iter().map(|v| render(v, host)).collect();
+    Ok(Json(json::list_json(kind, items)))
+}
+
+/// One object Knative derives from the service named in the path.
+fn get_view(
+    app: &AppState,
+    region: &Region,
+    path: &HashMap<String, String>,
+    render: impl Fn(&ServiceView, &str) -> Value,
+) -> ApiResult<Json<Value>> {
+    let region = region.required()?;
+    let view = app
+        .store
+        .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
+    Ok(Json(render(&view, &app.settings.ingress_host)))
 }
 
 /// `serving.knative.dev/service = NAME` (spaces optional, `==` accepted).
@@ -286,11 +305,9 @@ async fn list_configurations(
     region: Region,
     Path(path): PathParams,
 ) -> ApiResult<Json<Value>> {
-    let views = app
-        .store
-        .list_services_run(&path["namespace"], region.0.as_deref())?;
-    let items = views.iter().map(json::configuration_json).collect();
-    Ok(Json(json::list_json("ConfigurationList", items)))
+    list_views(&app, &region, &path, "ConfigurationList", |v, _| {
+        json::configuration_json(v)
+    })
 }
 
 async fn get_configuration(
@@ -298,11 +315,7 @@ async fn get_configuration(
     region: Region,
     Path(path): PathParams,
 ) -> ApiResult<Json<Value>> {
-    let region = region.required()?;
-    let view = app
-        .store
-        .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    Ok(Json(json::configuration_json(&view)))
+    get_view(&app, &region, &path, |v, _| json::configuration_json(v))
 }
 
 async fn list_routes(
@@ -310,14 +323,7 @@ async fn list_routes(
     region: Region,
     Path(path): PathParams,
 ) -> ApiResult<Json<Value>> {
-    let views = app
-        .store
-        .list_services_run(&path["namespace"], region.0.as_deref())?;
-    let items = views
-        .iter()
-        .map(|v| json::route_json(v, &app.settings.ingress_host))
-        .collect();
-    Ok(Json(json::list_json("RouteList", items)))
+    list_views(&app, &region, &path, "RouteList", json::route_json)
 }
 
 async fn get_route(
@@ -325,11 +331,7 @@ async fn get_route(
     region: Region,
     Path(path): PathParams,
 ) -> ApiResult<Json<Value>> {
-    let region = region.required()?;
-    let view = app
-        .store
-        .get_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    Ok(Json(json::route_json(&view, &app.settings.ingress_host)))
+    get_view(&app, &region, &path, json::route_json)
 }
 
 async fn iam_get(State(app): State<AppState>, Path(path): PathParams) -> ApiResult<Json<Value>> {

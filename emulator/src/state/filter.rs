@@ -318,7 +318,8 @@ fn field_path(word: &str) -> Vec<String> {
     out
 }
 
-fn snake_case(segment: &str) -> String {
+/// `createTime` → `create_time`: filters name fields in either case.
+pub(crate) fn snake_case(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len() + 4);
     for c in segment.chars() {
         if c.is_ascii_uppercase() {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
-use super::filter::{Filter, Filterable, Op};
+use super::filter::{Filter, Filterable, Op, snake_case};
 use super::page::{Page, PageRequest, paginate};
 use super::{StateError, StateResult};
 
@@ -682,19 +682,6 @@ fn json_values(object: &Map<String, Value>, keys: &[&str]) -> Vec<String> {
         (Some(Value::Null), true) => vec![],
         (Some(other), true) => vec![other.to_string()],
     }
-}
-
-fn snake_case(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
