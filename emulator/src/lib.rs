@@ -2,12 +2,16 @@
 //!
 //! The crate is laid out the way a request travels:
 //! - [`server`] owns the listener and merges one router per Google API surface:
-//!   [`secretmanager`], [`serviceusage`], [`artifactregistry`], [`compute`]. Those modules are
-//!   the wire: routes, JSON messages, and the mapping of input to state calls.
-//! - [`state`] holds every resource and every rule (validation, state transitions, etags, IAM),
-//!   in memory or journaled to a data directory; it knows nothing of HTTP.
+//!   [`secretmanager`], [`run`] (v1 Knative), [`run_v2`], [`logging`], [`serviceusage`],
+//!   [`artifactregistry`], [`compute`]. Those modules are the wire: routes, JSON messages, and
+//!   the mapping of input to state calls.
+//! - [`state`] holds every resource and every rule (validation, revisions, state transitions,
+//!   etags, IAM), in memory or journaled to a data directory; it knows nothing of HTTP or Docker.
+//! - [`controller`] makes the containers match the Cloud Run state, through [`runtime`] (the only
+//!   code that talks to Docker) and [`ingress`] (the only code that proxies requests).
 //! - [`error`] is the one place a failure becomes Google's JSON error.
-//! - [`config`] is the command line and the client settings printed for users.
+//! - [`config`] is the command line and the client settings printed for users; [`logs_cli`] is
+//!   `cloudrun-emulator logs`.
 
 pub mod artifactregistry;
 pub mod compute;
@@ -18,6 +22,7 @@ pub mod ingress;
 pub mod logging;
 pub mod logs_cli;
 pub mod run;
+pub mod run_v2;
 pub mod runtime;
 pub mod secretmanager;
 pub mod server;

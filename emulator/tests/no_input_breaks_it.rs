@@ -24,6 +24,10 @@ const PATHS: &[&str] = &[
     "/apis/serving.knative.dev/v1/namespaces/demo-proj/revisions",
     "/v1/projects/demo-proj/locations/us-central1/services/web:setIamPolicy",
     "/v2/entries:list",
+    "/v2/projects/demo-proj/locations/us-central1/services",
+    "/v2/projects/demo-proj/locations/us-central1/services/web",
+    "/v2/projects/demo-proj/locations/us-central1/services/web/revisions",
+    "/v2/projects/demo-proj/locations/us-central1/operations/x",
     "/v2/entries:write",
 ];
 
