@@ -21,6 +21,15 @@ pub const ENDPOINT_OVERRIDES: &[&str] = &[
 /// and sends every request through the emulator as its HTTP proxy, so the name never resolves.
 pub const RUN_ENDPOINT: &str = "http://run.emulator/";
 
+/// How much IAM the emulator enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IamMode {
+    /// Quick starts just work: no access checks.
+    Permissive,
+    /// Deploy-time checks as on Google Cloud (Secret Manager access of revisions).
+    Strict,
+}
+
 /// Google Cloud Run, Secret Manager and Cloud SQL on your machine, offline.
 #[derive(Debug, Parser)]
 #[command(name = "cloudrun-emulator", version, about)]
@@ -67,6 +76,16 @@ pub struct Config {
     /// Persist state in this directory (crash-safe); without it state lives in memory.
     #[arg(long, env = "CLOUDRUN_EMULATOR_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// `strict`: a revision may read only the secrets its service account holds
+    /// `roles/secretmanager.secretAccessor` on, as on Google Cloud. `permissive` skips the check.
+    #[arg(
+        long,
+        value_enum,
+        env = "CLOUDRUN_EMULATOR_IAM",
+        default_value = "permissive",
+        global = true
+    )]
+    pub iam: IamMode,
     /// Project that `env` sets as gcloud's default project.
     #[arg(
         long,

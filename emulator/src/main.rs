@@ -60,7 +60,8 @@ async fn serve(config: emulator::Config) -> std::io::Result<()> {
         "\nPoint gcloud at this emulator with:\n\n  eval \"$(cloudrun-emulator env --listen {addr})\"\n\nor in a gcloud configuration:\n\n{}",
         indent(&config.gcloud_commands(addr))
     );
-    let (reconciler, controller) = emulator::controller::connect(&store).await;
+    let strict = config.iam == emulator::config::IamMode::Strict;
+    let (reconciler, controller) = emulator::controller::connect(&store, strict).await;
     let served = emulator::run(
         listener,
         AppState::new(store, addr, reconciler),

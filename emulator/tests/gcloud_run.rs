@@ -524,3 +524,71 @@ spec:
             .expect("delete");
     }
 }
+
+#[tokio::test]
+async fn strict_iam_refuses_secrets_the_revision_service_account_was_not_granted() {
+    harness::ensure_images(&["sandbox", "testapp"]).expect("test images build");
+    let emulator = Emulator::builder()
+        .strict_iam()
+        .start()
+        .await
+        .expect("emulator starts");
+    let gcloud = emulator.gcloud();
+    gcloud
+        .run(["secrets", "create", "api-token", "--data-file=-"])
+        .stdin("t0k3n")
+        .ok()
+        .await
+        .expect("secret");
+    let deploy = |account: Option<&str>| {
+        let mut args = vec![
+            "run".to_string(),
+            "deploy".into(),
+            "locked".into(),
+            "--image=cloudrun-emulator/testapp:1".into(),
+            REGION.into(),
+            "--update-secrets=TOKEN=api-token:latest".into(),
+        ];
+        if let Some(account) = account {
+            args.push(format!("--service-account={account}"));
+        }
+        gcloud.run(args)
+    };
+
+    let number = emulator
+        .store()
+        .project("demo-proj")
+        .expect("project")
+        .number;
+    let compute = format!("{number}-compute@developer.gserviceaccount.com");
+    let refused = deploy(None).await.expect("gcloud runs");
+    assert_failed(&refused, "Permission denied on secret");
+    assert!(refused.stderr.contains(&compute), "{}", refused.stderr);
+
+    gcloud
+        .run([
+            "secrets",
+            "add-iam-policy-binding",
+            "api-token",
+            &format!("--member=serviceAccount:{compute}"),
+            "--role=roles/secretmanager.secretAccessor",
+        ])
+        .ok()
+        .await
+        .expect("grant the default compute account");
+    let granted = deploy(None).await.expect("gcloud runs");
+    assert!(granted.success, "granted now:\n{}", granted.stderr);
+
+    let other = deploy(Some("api@demo-proj.iam.gserviceaccount.com"))
+        .await
+        .expect("gcloud runs");
+    assert_failed(
+        &other,
+        "for Revision service account api@demo-proj.iam.gserviceaccount.com",
+    );
+    gcloud
+        .run(["run", "services", "delete", "locked", REGION, "--quiet"])
+        .ok()
+        .await
+        .expect("delete");
+}

@@ -19,6 +19,7 @@ const DEFAULT_PROJECT: &str = "demo-proj";
 pub struct EmulatorBuilder {
     data_dir: Option<PathBuf>,
     project: Option<String>,
+    strict_iam: bool,
 }
 
 impl EmulatorBuilder {
@@ -31,6 +32,12 @@ impl EmulatorBuilder {
     /// The project [`Emulator::gcloud`] uses by default.
     pub fn project(mut self, project: impl Into<String>) -> Self {
         self.project = Some(project.into());
+        self
+    }
+
+    /// Enforce IAM as `--iam strict` does: revisions read only secrets they were granted.
+    pub fn strict_iam(mut self) -> Self {
+        self.strict_iam = true;
         self
     }
 
@@ -50,7 +57,7 @@ impl EmulatorBuilder {
             .local_addr()
             .map_err(HarnessError::io("reading the bound address"))?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let (reconciler, controller) = emulator::controller::connect(&store).await;
+        let (reconciler, controller) = emulator::controller::connect(&store, self.strict_iam).await;
         let state = AppState::new(store.clone(), addr, reconciler);
         let task = tokio::spawn(async move {
             let shutdown = async move {

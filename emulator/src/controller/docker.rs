@@ -33,6 +33,8 @@ struct Inner {
     locks: parking_lot::Mutex<HashMap<ServiceName, Arc<Mutex<()>>>>,
     /// The traffic tags whose URLs are open, by service.
     tags: parking_lot::Mutex<HashMap<ServiceName, std::collections::BTreeSet<String>>>,
+    /// Whether a revision's service account must be granted access to the secrets it reads.
+    strict_iam: bool,
     /// Set once shutdown starts: nothing new is started after it.
     closing: std::sync::atomic::AtomicBool,
     /// Reconciliations in flight, aborted at shutdown.
@@ -47,7 +49,11 @@ struct Inner {
 impl Controller {
     /// Connects to Docker, reaps what a crashed earlier emulator left, and brings every stored
     /// service back up (same URLs, ready revisions restarted).
-    pub async fn start(store: Store, ingress: Ingress) -> Result<Controller, RuntimeError> {
+    pub async fn start(
+        store: Store,
+        ingress: Ingress,
+        strict_iam: bool,
+    ) -> Result<Controller, RuntimeError> {
         let owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>> = Arc::default();
         let sink: LogSink = {
             let owners = owners.clone();
@@ -78,6 +84,7 @@ impl Controller {
                 ingress,
                 pods: Mutex::default(),
                 locks: parking_lot::Mutex::default(),
+                strict_iam,
                 tags: parking_lot::Mutex::default(),
                 closing: std::sync::atomic::AtomicBool::new(false),
                 tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
@@ -299,7 +306,7 @@ impl Controller {
             return;
         }
         let inner = &self.inner;
-        let outcome = match pods::pod_spec(&inner.store, revision, project_id) {
+        let outcome = match pods::pod_spec(&inner.store, revision, project_id, inner.strict_iam) {
             Err(failure) => Err(failure),
             Ok(spec) => {
                 inner.owners.lock().insert(

@@ -73,9 +73,13 @@ impl Reconcile for Detached {
 
 /// The reconciler for `store`: the Docker controller when an engine answers, else [`Detached`]
 /// with the reason (the other APIs work either way). The controller is returned too, for shutdown.
-pub async fn connect(store: &Store) -> (std::sync::Arc<dyn Reconcile>, Option<Controller>) {
+/// With `strict_iam`, revisions may read only the secrets their service account was granted.
+pub async fn connect(
+    store: &Store,
+    strict_iam: bool,
+) -> (std::sync::Arc<dyn Reconcile>, Option<Controller>) {
     let ingress = crate::ingress::Ingress::new(store.clone());
-    match Controller::start(store.clone(), ingress).await {
+    match Controller::start(store.clone(), ingress, strict_iam).await {
         Ok(controller) => (std::sync::Arc::new(controller.clone()), Some(controller)),
         Err(error) => {
             tracing::warn!(%error, "no Docker engine: Cloud Run revisions will fail to start");

@@ -39,8 +39,14 @@ pub fn pod_spec(
     store: &Store,
     revision: &Revision,
     project_id: &str,
+    strict_iam: bool,
 ) -> Result<PodSpec, RevisionFailure> {
     let template = &revision.template;
+    let secrets = SecretReader {
+        store,
+        project: &revision.service.project,
+        checked_as: strict_iam.then(|| service_account(revision)),
+    };
     let (ingress, ingress_port) = revision
         .ingress()
         .map(|(c, port)| (c.name.clone(), port))
@@ -86,13 +92,12 @@ pub fn pod_spec(
             let value = match &var.source {
                 EnvSource::Value(value) => value.clone(),
                 EnvSource::Secret { secret, version } => {
-                    let bytes = read_secret(store, &revision.service.project, secret, version)
-                        .map_err(|why| {
-                            RevisionFailure::new(
-                                "SecretsAccessCheckFailed",
-                                format!("{field}.env[{j}].value_from.secret_key_ref.name: {why}"),
-                            )
-                        })?;
+                    let bytes = secrets.read(secret, version).map_err(|why| {
+                        RevisionFailure::new(
+                            "SecretsAccessCheckFailed",
+                            format!("{field}.env[{j}].value_from.secret_key_ref.name: {why}"),
+                        )
+                    })?;
                     String::from_utf8_lossy(&bytes).into_owned()
                 }
             };
@@ -131,7 +136,7 @@ pub fn pod_spec(
                     };
                     for (version, path, mode) in items {
                         let contents =
-                            read_secret(store, &revision.service.project, secret, &version)
+                            secrets.read(secret, &version)
                                 .map_err(|why| {
                                     RevisionFailure::new(
                                         "SecretsAccessCheckFailed",
@@ -247,37 +252,72 @@ fn runtime_probe(probe: &run::Probe, default_port: u16) -> Probe {
     }
 }
 
-/// Reads a secret version for a revision of project `project` (a number); `secret` is an id or
-/// `projects/P/secrets/S`. The error is Cloud Run's wording.
-fn read_secret(
-    store: &Store,
-    project: &str,
-    secret: &str,
-    version: &str,
-) -> Result<Vec<u8>, String> {
-    let (project, secret_id) = match secret
-        .strip_prefix("projects/")
-        .and_then(|rest| rest.split_once("/secrets/"))
-    {
-        Some((project, id)) => (project, id),
-        None => (project, secret),
-    };
-    let reference = SecretRef {
-        parent: SecretParent {
-            project,
-            location: None,
-        },
-        secret_id,
-    };
-    store
-        .access_version(&reference, version)
-        .map(|v| v.payload)
-        .map_err(|e| match e {
-            crate::state::StateError::FailedPrecondition(message) => message,
-            _ => format!(
-                "Secret projects/{project}/secrets/{secret_id}/versions/{version} was not found"
-            ),
+/// The identity a revision runs as: its `serviceAccountName`, else the project's default
+/// compute service account, as on Cloud Run.
+pub fn service_account(revision: &Revision) -> String {
+    revision
+        .template
+        .service_account
+        .clone()
+        .unwrap_or_else(|| {
+            format!(
+                "{}-compute@developer.gserviceaccount.com",
+                revision.service.project
+            )
         })
+}
+
+/// Reads secrets for one revision, as its service account: in strict IAM mode the account
+/// must hold a role that grants `secretmanager.versions.access` on each secret.
+struct SecretReader<'a> {
+    store: &'a Store,
+    /// The revision's project number.
+    project: &'a str,
+    /// `Some(service account email)` when access is checked.
+    checked_as: Option<String>,
+}
+
+impl SecretReader<'_> {
+    /// The payload of `secret` (an id, or `projects/P/secrets/S`) at `version`; the error is
+    /// Cloud Run's wording.
+    fn read(&self, secret: &str, version: &str) -> Result<Vec<u8>, String> {
+        let (project, secret_id) = match secret
+            .strip_prefix("projects/")
+            .and_then(|rest| rest.split_once("/secrets/"))
+        {
+            Some((project, id)) => (project, id),
+            None => (self.project, secret),
+        };
+        let reference = SecretRef {
+            parent: SecretParent {
+                project,
+                location: None,
+            },
+            secret_id,
+        };
+        let name = format!("projects/{project}/secrets/{secret_id}/versions/{version}");
+        if let Some(account) = &self.checked_as {
+            let allowed = self
+                .store
+                .may_access_secret(&reference, &format!("serviceAccount:{account}"))
+                .map_err(|_| format!("Secret {name} was not found"))?;
+            if !allowed {
+                return Err(format!(
+                    "Permission denied on secret: {name} for Revision service account \
+                     {account}. The service account used must be granted the 'Secret Manager \
+                     Secret Accessor' role (roles/secretmanager.secretAccessor) at the secret, \
+                     project or higher level."
+                ));
+            }
+        }
+        self.store
+            .access_version(&reference, version)
+            .map(|v| v.payload)
+            .map_err(|e| match e {
+                crate::state::StateError::FailedPrecondition(message) => message,
+                _ => format!("Secret {name} was not found"),
+            })
+    }
 }
 
 /// `"1"`, `"0.5"`, `"500m"` → vCPUs.

@@ -898,6 +898,23 @@ impl Store {
         })
     }
 
+    /// Whether `member` (e.g. `serviceAccount:x@p.iam.gserviceaccount.com`) may read the
+    /// secret's versions: it holds the Secret Accessor role, or one that includes it, on the
+    /// secret. (The emulator keeps no project-level policies.)
+    pub fn may_access_secret(&self, secret: &SecretRef<'_>, member: &str) -> StateResult<bool> {
+        const GRANTING: &[&str] = &[
+            "roles/secretmanager.secretAccessor",
+            "roles/secretmanager.admin",
+            "roles/owner",
+        ];
+        let policy = self.secret_policy(secret)?;
+        Ok(policy.bindings.iter().any(|b| {
+            b.condition.is_none()
+                && GRANTING.contains(&b.role.as_str())
+                && b.members.iter().any(|m| m == member || m == "allUsers")
+        }))
+    }
+
     /// The permissions of `requested` the caller holds on a secret (all of them: no caller identity).
     pub fn test_secret_permissions(
         &self,
