@@ -1,7 +1,8 @@
 //! Google's Python client for Cloud Run Admin API v2 (`google-cloud-run`, REST transport) against
 //! the emulator, with gcloud's v1 calls on the same services: one state behind both APIs.
 //!
-//! Needs `python3` with `google-cloud-run` (`python3 -m pip install google-cloud-run`).
+//! Needs `python3`; `google-cloud-run` is installed from PyPI into the target directory when the
+//! interpreter does not already have it.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -19,25 +20,54 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/run_v2_client.py")
 }
 
-/// Fails with the fix when the client library is missing, rather than skipping.
-async fn require_python_client() {
-    let probe = Command::new("python3")
-        .args(["-c", "import google.cloud.run_v2"])
+/// Where the client library is installed when the interpreter lacks it.
+fn python_deps() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python")
+}
+
+/// Makes `google-cloud-run` importable (installing it under the target directory if needed) and
+/// returns the `PYTHONPATH` the script needs; fails with the fix rather than skipping.
+async fn require_python_client() -> String {
+    let deps = python_deps().to_string_lossy().into_owned();
+    let importable = |path: String| async move {
+        Command::new("python3")
+            .args(["-c", "import google.cloud.run_v2"])
+            .env("PYTHONPATH", path)
+            .output()
+            .await
+            .expect("python3 runs (is Python 3 installed?)")
+            .status
+            .success()
+    };
+    if importable(deps.clone()).await {
+        return deps;
+    }
+    let install = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            &deps,
+            "google-cloud-run",
+        ])
         .output()
         .await
-        .expect("python3 runs (is Python 3 installed?)");
+        .expect("pip runs");
     assert!(
-        probe.status.success(),
-        "the Python client for Cloud Run is missing: run \
+        install.status.success() && importable(deps.clone()).await,
+        "the Python client for Cloud Run is missing and could not be installed: run \
          `python3 -m pip install google-cloud-run`\n{}",
-        String::from_utf8_lossy(&probe.stderr)
+        String::from_utf8_lossy(&install.stderr)
     );
+    deps
 }
 
 #[tokio::test]
 async fn the_python_client_drives_the_v2_api_over_the_state_v1_sees() {
     harness::ensure_images(&["sandbox", "testapp"]).expect("test images build");
-    require_python_client().await;
+    let python_path = require_python_client().await;
     let emulator = Emulator::start().await.expect("emulator starts");
     let gcloud = emulator.gcloud();
 
@@ -55,6 +85,7 @@ async fn the_python_client_drives_the_v2_api_over_the_state_v1_sees() {
         .expect("gcloud run deploy");
 
     let mut child = Command::new("python3")
+        .env("PYTHONPATH", &python_path)
         .arg(script())
         .args([&emulator.url(), emulator.project(), "v1svc"])
         .stdin(Stdio::piped())
