@@ -64,6 +64,7 @@ pub fn parse_service(body: &Value) -> Result<(String, Option<String>, ServiceSpe
         "serving.knative.dev/lastModifier",
         "run.googleapis.com/urls",
         "run.googleapis.com/operation-id",
+        "run.googleapis.com/ingress-status",
     ] {
         annotations.remove(managed);
     }
@@ -170,9 +171,11 @@ pub fn service_json(view: &ServiceView, host: &str) -> Value {
         "serving.knative.dev/lastModifier".into(),
         "emulator@localhost".into(),
     );
-    annotations
+    let ingress = annotations
         .entry("run.googleapis.com/ingress".into())
-        .or_insert_with(|| "all".into());
+        .or_insert_with(|| "all".into())
+        .clone();
+    annotations.insert("run.googleapis.com/ingress-status".into(), ingress);
     if let Some(url) = url {
         annotations.insert("run.googleapis.com/urls".into(), json!([url]).to_string());
     }
