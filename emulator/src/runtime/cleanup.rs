@@ -30,10 +30,6 @@ pub(crate) async fn remove_labelled(
         ))
         .await
         .map_err(RuntimeError::docker("list containers"))?;
-    let remove = RemoveContainerOptionsBuilder::new()
-        .force(true)
-        .v(true)
-        .build();
     // Members first, sandboxes last: a sandbox owns the network namespace its members joined.
     let is_sandbox = |c: &&bollard::models::ContainerSummary| {
         c.labels
@@ -43,25 +39,51 @@ pub(crate) async fn remove_labelled(
     };
     let (sandboxes, members): (Vec<_>, Vec<_>) = containers.iter().partition(is_sandbox);
     let mut removed = 0;
-    let mut failure = None;
     for wave in [members, sandboxes] {
-        let results = join_all(wave.iter().filter_map(|c| c.id.as_deref()).map(|id| {
-            let remove = remove.clone();
-            async move { docker.remove_container(id, Some(remove)).await }
-        }))
-        .await;
-        for result in results {
-            match result {
-                Ok(()) => removed += 1,
-                Err(e) if is_gone(&e) => {}
-                Err(e) => failure = failure.or(Some(e)),
-            }
+        let ids: Vec<&str> = wave.iter().filter_map(|c| c.id.as_deref()).collect();
+        removed += remove_containers(docker, &ids).await?;
+    }
+    removed += remove_volumes(docker, labels).await?;
+    Ok(removed)
+}
+
+/// Force-removes the given containers at once; returns how many it removed. Every removal is
+/// tried before the first failure is returned.
+pub(crate) async fn remove_containers(
+    docker: &Docker,
+    ids: &[&str],
+) -> Result<usize, RuntimeError> {
+    let remove = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    let results = join_all(ids.iter().map(|id| {
+        let remove = remove.clone();
+        async move { docker.remove_container(id, Some(remove)).await }
+    }))
+    .await;
+    let mut removed = 0;
+    let mut failure = None;
+    for result in results {
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) if is_gone(&e) => {}
+            Err(e) => failure = failure.or(Some(e)),
         }
     }
-    if let Some(e) = failure {
-        return Err(RuntimeError::docker("remove a container")(e));
+    match failure {
+        Some(e) => Err(RuntimeError::docker("remove a container")(e)),
+        None => Ok(removed),
     }
+}
 
+/// Removes every volume carrying all of `labels`; returns how many.
+pub(crate) async fn remove_volumes(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<usize, RuntimeError> {
+    let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
+    let mut removed = 0;
     let volumes = docker
         .list_volumes(Some(
             ListVolumesOptionsBuilder::new().filters(&filters).build(),

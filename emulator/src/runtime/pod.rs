@@ -594,6 +594,13 @@ pub(crate) async fn stop(engine: &Engine, pod: &Pod) -> Result<(), RuntimeError>
             tracing::warn!(pod = pod.name, %error, "stopping a container failed; removing it anyway");
         }
     }
-    super::cleanup::remove_labelled(&engine.docker, &pod_filter(engine, &pod.name)).await?;
+    let ids: Vec<&str> = pod
+        .containers
+        .values()
+        .chain([&pod.sandbox_id])
+        .map(String::as_str)
+        .collect();
+    super::cleanup::remove_containers(&engine.docker, &ids).await?;
+    super::cleanup::remove_volumes(&engine.docker, &pod_filter(engine, &pod.name)).await?;
     Ok(())
 }
