@@ -353,9 +353,19 @@ async fn iam_post(
 ) -> ApiResult<Json<Value>> {
     let (service, verb) = split_verb(&path["service"]);
     let at = service_ref(&path["project"], &path["location"], service);
+    service_iam(&app, at, verb, &body)
+}
+
+/// The IAM methods of a service, shared by the v1 and v2 surfaces.
+pub(crate) fn service_iam(
+    app: &AppState,
+    at: ServiceRef<'_>,
+    verb: Option<&str>,
+    body: &[u8],
+) -> ApiResult<Json<Value>> {
     match verb {
         Some("setIamPolicy") => {
-            let request: SetIamPolicyRequest = wire::parse_json(&body)?;
+            let request: SetIamPolicyRequest = wire::parse_json(body)?;
             let policy = app.store.set_service_policy(at, request.into_update()?)?;
             let view = app.store.get_service(at)?;
             app.controller.service_changed(view.service.name.clone());
@@ -363,7 +373,7 @@ async fn iam_post(
         }
         Some("getIamPolicy") => Ok(Json(json!(PolicyJson::from(app.store.service_policy(at)?)))),
         Some("testIamPermissions") => {
-            let request: TestIamPermissionsRequest = wire::parse_json(&body)?;
+            let request: TestIamPermissionsRequest = wire::parse_json(body)?;
             // gcloud asks before creating a service, so the service need not exist yet.
             app.store.project(at.project)?;
             let permissions = iam::known_permissions(&request.permissions, &["run"])?;

@@ -28,13 +28,10 @@ use self::service::{Names, etag_matches, parse_service, revision_json, service_j
 use crate::error::{ApiError, ApiResult, Code};
 use crate::server::AppState;
 use crate::state::StateError;
-use crate::state::iam;
 use crate::state::locations;
 use crate::state::page::paginate;
 use crate::state::run::{ServiceRef, ServiceView};
-use crate::wire::iam::{
-    PolicyJson, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
-};
+use crate::wire::iam::PolicyJson;
 use crate::wire::{self, Body, Params, split_verb};
 
 type PathParams = Path<HashMap<String, String>>;
@@ -346,27 +343,7 @@ async fn service_verb(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let (id, verb) = split_verb(&path["service"]);
-    let at = service_ref(&path, id);
-    match verb {
-        Some("setIamPolicy") => {
-            let request: SetIamPolicyRequest = wire::parse_json(&body)?;
-            let policy = app.store.set_service_policy(at, request.into_update()?)?;
-            let view = app.store.get_service(at)?;
-            app.controller.service_changed(view.service.name.clone());
-            Ok(Json(json!(PolicyJson::from(policy))))
-        }
-        Some("getIamPolicy") => Ok(Json(json!(PolicyJson::from(app.store.service_policy(at)?)))),
-        Some("testIamPermissions") => {
-            let request: TestIamPermissionsRequest = wire::parse_json(&body)?;
-            app.store.project(at.project)?;
-            let permissions = iam::known_permissions(&request.permissions, &["run"])?;
-            Ok(Json(json!(TestIamPermissionsResponse { permissions })))
-        }
-        other => Err(ApiError::not_found(format!(
-            "Method [{}] is not a POST method of Cloud Run services.",
-            other.unwrap_or("POST")
-        ))),
-    }
+    crate::run::service_iam(&app, service_ref(&path, id), verb, &body)
 }
 
 async fn list_services(
