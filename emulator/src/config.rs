@@ -49,6 +49,62 @@ pub enum Command {
     Env,
     /// Print what a Cloud Run service's containers wrote, oldest first (asks a running emulator).
     Logs(LogsArgs),
+    /// Run a Docker Compose file as one Cloud Run multi-container service (asks a running
+    /// emulator).
+    Compose(ComposeArgs),
+}
+
+/// `cloudrun-emulator compose up|down`.
+#[derive(Debug, Clone, Args)]
+pub struct ComposeArgs {
+    #[command(subcommand)]
+    pub action: ComposeAction,
+}
+
+/// What `compose` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ComposeAction {
+    /// Build, deploy and wait until the service serves; prints its URL.
+    Up(ComposeUpArgs),
+    /// Delete the service and the secrets `up` stored for it.
+    Down(ComposeTarget),
+}
+
+/// Which Compose file, as which service, on which emulator.
+#[derive(Debug, Clone, Args)]
+pub struct ComposeTarget {
+    /// The Compose file (default: compose.yaml, compose.yml, docker-compose.yaml or
+    /// docker-compose.yml in the current directory).
+    pub file: Option<PathBuf>,
+    /// The Cloud Run service name (default: the Compose project name).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The emulator to deploy to (defaults to $CLOUDRUN_EMULATOR_URL, then --listen).
+    #[arg(long, env = "CLOUDRUN_EMULATOR_URL")]
+    pub emulator: Option<String>,
+    /// The Cloud Run region.
+    #[arg(long, env = "CLOUDSDK_RUN_REGION", default_value = "us-central1")]
+    pub region: String,
+}
+
+/// How `compose up` deploys.
+#[derive(Debug, Clone, Args)]
+pub struct ComposeUpArgs {
+    #[command(flatten)]
+    pub target: ComposeTarget,
+    /// Build every image with a `build:` section, even those already present.
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Build nothing: every image must already exist.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Keep the service private (by default anyone may invoke it, as with
+    /// `--allow-unauthenticated`).
+    #[arg(long)]
+    pub no_allow_unauthenticated: bool,
+    /// Seconds to wait for the revision to become ready.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
 }
 
 /// Which logs `cloudrun-emulator logs` prints.
@@ -99,10 +155,16 @@ pub struct Config {
 impl Config {
     /// The environment a shell needs so that gcloud and clients talk to an emulator at `addr`.
     pub fn client_env(&self, addr: SocketAddr) -> Vec<(String, String)> {
-        let mut env = vec![(
-            "CLOUDRUN_EMULATOR_URL".to_string(),
-            format!("http://{addr}"),
-        )];
+        let mut env = vec![
+            (
+                "CLOUDRUN_EMULATOR_URL".to_string(),
+                format!("http://{addr}"),
+            ),
+            (
+                "CLOUDRUN_EMULATOR_PROJECT".to_string(),
+                self.project.clone(),
+            ),
+        ];
         env.extend(gcloud_env(addr, &self.project));
         env
     }

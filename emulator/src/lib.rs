@@ -11,9 +11,11 @@
 //!   code that talks to Docker) and [`ingress`] (the only code that proxies requests).
 //! - [`error`] is the one place a failure becomes Google's JSON error.
 //! - [`config`] is the command line and the client settings printed for users; [`logs_cli`] is
-//!   `cloudrun-emulator logs`.
+//!   `cloudrun-emulator logs`; [`compose`] is `cloudrun-emulator compose up|down`, a client that
+//!   deploys a Docker Compose file as a Cloud Run service through the APIs above.
 
 pub mod artifactregistry;
+pub mod compose;
 pub mod compute;
 pub mod config;
 pub mod controller;

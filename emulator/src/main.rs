@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Compose(args)) => emulator::compose::cli::run(&cli.config, args).await,
         Some(Command::Serve) | None => match serve(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -15,11 +15,13 @@
 //! # Ok(()) }
 //! ```
 
+mod compose;
 mod emulator;
 mod error;
 mod gcloud;
 mod images;
 
+pub use compose::{ComposeService, ComposeUp};
 pub use emulator::{Emulator, EmulatorBuilder};
 pub use error::HarnessError;
 pub use gcloud::{Gcloud, GcloudCommand, GcloudOutput};

@@ -22,6 +22,9 @@ pub enum RuntimeError {
          build it with `docker/build-images.sh sandbox`"
     )]
     SandboxImageMissing { image: String },
+    /// An image build (Compose's `build:`) failed; `message` quotes the builder.
+    #[error("building the image {image} failed: {message}")]
+    BuildFailed { image: String, message: String },
     /// A container stopped before the pod became ready.
     #[error("{}", exited_message(.container, .code, .last_logs))]
     ContainerExited {

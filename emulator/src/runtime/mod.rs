@@ -8,7 +8,7 @@
 //!
 //! Files, one concern each: `pod` starts (dependency order, startup probes) and stops pods;
 //! `probes` runs TCP, HTTP and gRPC health probes against published ports; `monitor` watches container exits; `logs` delivers every output line to the caller's
-//! [`LogSink`]; `images` resolves references; `files` places secret files; `labels` and
+//! [`LogSink`]; `images` resolves references and `build` builds them from a local context; `files` places secret files; `labels` and
 //! `cleanup` mark, remove and reap objects; `spec` and `error` are the types above.
 //!
 //! A pod that fails after it was ready is reported through its status: [`Pod::status`] is a
@@ -17,6 +17,7 @@
 //! dropping a [`Pod`] does not stop it either: call [`Runtime::stop_pod`] or
 //! [`Runtime::remove_all`].
 
+mod build;
 mod cleanup;
 mod error;
 mod files;
@@ -33,6 +34,7 @@ use bollard::{ClientVersion, Docker};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use build::ImageBuild;
 pub use error::RuntimeError;
 /// The check behind gRPC probes; public so tests can run it against a real gRPC server.
 pub use grpc_health::check_grpc_health;
@@ -141,6 +143,11 @@ impl Runtime {
         let filter = [format!("{LABEL_OWNER}={}", self.engine.owner)];
         cleanup::remove_labelled(&self.engine.docker, &filter).await?;
         Ok(())
+    }
+
+    /// Builds an image from a local context and tags it (Compose's `build:`).
+    pub async fn build_image(&self, request: &ImageBuild) -> Result<(), RuntimeError> {
+        build::build(&self.engine.streaming, request).await
     }
 
     /// Whether the engine holds an image under exactly this reference (no pull).

@@ -11,13 +11,17 @@
 //! 200 against the same containers started with the docker CLI, delete time, and the latency the
 //! ingress adds in front of the instance.
 //!
+//! **Compose** (`--only compose`, see [`compose`]): `cloudrun-emulator compose up` of a
+//! three-service Compose file to its first 200, against `docker-compose up -d` of the same file.
+//!
 //! Each section ends with PASS/MISS against its targets. Build and run with:
 //!
 //! ```text
 //! cargo build --release -p emulator
-//! target/release/bench [--only secrets|run|all] [--duration-secs 5] [--connections 32]
+//! target/release/bench [--only secrets|run|compose|all] [--duration-secs 5] [--connections 32]
 //! ```
 
+mod compose;
 mod run;
 
 use std::error::Error;
@@ -50,6 +54,8 @@ enum Only {
     Secrets,
     /// Cloud Run: deploy to first 200 against the docker CLI floor, delete, ingress overhead.
     Run,
+    /// Compose: `compose up` to first 200 against `docker-compose up` of the same file.
+    Compose,
     /// Both sections.
     All,
 }
@@ -154,12 +160,26 @@ fn sections(args: &Args) -> Result<()> {
         };
         run::bench(&options, &emulator_exe)
     });
-    match (secrets, run) {
-        (Some(Err(secrets)), Some(Err(run))) => {
-            Err(format!("Secret Manager section: {secrets}; Cloud Run section: {run}").into())
-        }
-        (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
-        _ => Ok(()),
+    if run.is_some() && args.only == Only::All {
+        println!();
+    }
+    let compose = matches!(args.only, Only::Compose | Only::All)
+        .then(|| compose::bench(args.run_repeats.max(1), &emulator_exe));
+    let failures: Vec<String> = [
+        ("Secret Manager", secrets),
+        ("Cloud Run", run),
+        ("Compose", compose),
+    ]
+    .into_iter()
+    .filter_map(|(section, outcome)| match outcome {
+        Some(Err(error)) => Some(format!("{section} section: {error}")),
+        _ => None,
+    })
+    .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; ").into())
     }
 }
 

@@ -691,14 +691,14 @@ impl Drop for FloorCleanup {
 /// The release emulator serving Cloud Run, stopped with SIGTERM (so that it removes its
 /// containers) when dropped.
 #[derive(Debug)]
-struct RunEmulator {
+pub(crate) struct RunEmulator {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: PathBuf,
 }
 
 impl RunEmulator {
-    fn spawn(exe: &Path) -> Result<Self> {
+    pub(crate) fn spawn(exe: &Path) -> Result<Self> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let log =
             std::env::temp_dir().join(format!("bench-run-emulator-{}.log", std::process::id()));
