@@ -617,7 +617,7 @@ impl Loader {
                     }
                 }
                 "depends_on" => service.depends_on = self.depends_on(v, &field)?,
-                "healthcheck" => service.healthcheck = self.healthcheck(v, &field)?,
+                "healthcheck" => service.healthcheck = self.healthcheck(v, &field, k.line)?,
                 "volumes" => {
                     let items = match &v.value {
                         Value::Seq(items) => items.as_slice(),
@@ -860,7 +860,7 @@ impl Loader {
         }
     }
 
-    fn healthcheck(&self, node: &Node, field: &str) -> Result2<Option<Healthcheck>> {
+    fn healthcheck(&self, node: &Node, field: &str, line: usize) -> Result2<Option<Healthcheck>> {
         if let Some(disable) = node.get("disable")
             && self.boolean(disable, &format!("{field}.disable"))?
         {
@@ -904,7 +904,7 @@ impl Loader {
                 Some(v) => self.number(v, &format!("{field}.retries"))?,
                 None => 3,
             },
-            line: node.line,
+            line,
         }))
     }
 

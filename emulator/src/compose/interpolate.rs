@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn required_variables_fail_with_their_message() {
-        let error = interpolate("${DB_URL:?set DB_URL first}", &env).unwrap_err();
+        let error = interpolate("${DB_URL:?set DB_URL first}", &env).expect_err("must fail");
         assert!(
             error.contains("DB_URL") && error.contains("set DB_URL first"),
             "{error}"
@@ -361,7 +361,12 @@ mod tests {
                 ("E".into(), "1-1.2".into()),
             ]
         );
-        assert_eq!(parse_env_file("A=1\nB='open\n", &env).unwrap_err().0, 2);
+        assert_eq!(
+            parse_env_file("A=1\nB='open\n", &env)
+                .expect_err("must fail")
+                .0,
+            2
+        );
     }
 
     #[test]

@@ -806,7 +806,9 @@ secrets:
             &HashMap::new(),
         )
         .expect("valid");
-        let error = translate(&project, "svc").unwrap_err().to_string();
+        let error = translate(&project, "svc")
+            .expect_err("must fail")
+            .to_string();
         assert!(
             error.contains("compose.yaml:2:") && error.contains("ingress"),
             "{error}"

@@ -285,9 +285,10 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let error = parse("services:\n  web:\n    image: [nginx\n    ports: 80\n").unwrap_err();
+        let error =
+            parse("services:\n  web:\n    image: [nginx\n    ports: 80\n").expect_err("must fail");
         assert!(error.line >= 3, "{error:?}");
-        let error = parse("a: 1\na: 2\n").unwrap_err();
+        let error = parse("a: 1\na: 2\n").expect_err("must fail");
         assert_eq!(error.line, 2);
         assert!(error.message.contains("duplicated"), "{error:?}");
     }
