@@ -4,6 +4,8 @@
 //!   directory) and stops it when dropped, also when the test panics.
 //! - [`Gcloud`] runs the real `gcloud` CLI with an isolated configuration pointed at an emulator,
 //!   so tests never touch the user's own gcloud settings or credentials.
+//! - [`Emulator::compose_up`] runs a Docker Compose file as a Cloud Run service on an emulator
+//!   (as `cloudrun-emulator compose up` does) and hands back its URL in a [`ComposeService`].
 //!
 //! ```no_run
 //! # async fn story() -> Result<(), harness::HarnessError> {

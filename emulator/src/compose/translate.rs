@@ -789,6 +789,40 @@ secrets:
     }
 
     #[test]
+    fn the_cloud_sql_proxy_keeps_its_image_and_instance_argument() {
+        let plan = plan(
+            r#"
+services:
+  app:
+    image: app
+    ports: ["8080:8080"]
+    environment:
+      DATABASE_URL: postgres://app@localhost:5432/app
+    depends_on: [cloud-sql-proxy]
+  cloud-sql-proxy:
+    image: gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0
+    command: ["--address=0.0.0.0", "--port=5432", "demo-proj:us-central1:shop-db"]
+    ports: ["5432:5432"]
+"#,
+        );
+        let proxy = container(&plan, "cloud-sql-proxy");
+        assert_eq!(
+            proxy["image"],
+            "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.11.0"
+        );
+        assert_eq!(
+            proxy["args"],
+            json!([
+                "--address=0.0.0.0",
+                "--port=5432",
+                "demo-proj:us-central1:shop-db"
+            ])
+        );
+        assert_eq!(proxy["startupProbe"]["tcpSocket"], json!({"port": 5432}));
+        assert!(proxy.get("ports").is_none(), "the app is the ingress");
+    }
+
+    #[test]
     fn names_become_dns_labels() {
         assert_eq!(dns_label("My_App.v2", 63), "my-app-v2");
         assert_eq!(dns_label("9lives", 63), "c-9lives");
