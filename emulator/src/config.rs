@@ -105,6 +105,9 @@ pub struct ComposeUpArgs {
     /// Seconds to wait for the revision to become ready.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// Only check and translate the file: print the Knative Service that would be deployed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Which logs `cloudrun-emulator logs` prints.

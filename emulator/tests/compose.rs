@@ -396,6 +396,23 @@ async fn the_cli_brings_a_compose_file_up_and_down_on_a_running_emulator() {
         ),
     ]);
 
+    let dry = emulator.compose(dir.path(), &["up", "--dry-run", "--service", "cli-web"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let knative: serde_json::Value =
+        serde_json::from_slice(&dry.stdout).expect("--dry-run prints the Knative Service");
+    assert_eq!(knative["metadata"]["name"], "cli-web");
+    let ports = &knative["spec"]["template"]["spec"]["containers"][0]["ports"];
+    assert_eq!(ports, &serde_json::json!([{"containerPort": 8080}]));
+    assert_eq!(
+        containers_labelled("service", "cli-web"),
+        0,
+        "nothing deployed"
+    );
+
     let up = emulator.compose(dir.path(), &["up", "--service", "cli-web"]);
     let stderr = String::from_utf8_lossy(&up.stderr);
     assert!(up.status.success(), "compose up failed:\n{stderr}");

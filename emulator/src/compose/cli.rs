@@ -19,14 +19,18 @@ pub async fn run(config: &Config, args: ComposeArgs) -> ExitCode {
             } else {
                 BuildPolicy::Missing
             };
-            run_up(
-                config,
-                &up.target,
-                policy,
-                !up.no_allow_unauthenticated,
-                Duration::from_secs(up.timeout),
-            )
-            .await
+            if up.dry_run {
+                dry_run(&up.target)
+            } else {
+                run_up(
+                    config,
+                    &up.target,
+                    policy,
+                    !up.no_allow_unauthenticated,
+                    Duration::from_secs(up.timeout),
+                )
+                .await
+            }
         }
         ComposeAction::Down(target) => run_down(config, &target).await,
     };
@@ -58,6 +62,29 @@ fn plan(args: &ComposeTarget) -> Result<super::Plan, ComposeError> {
     let file = super::find_file(args.file.as_deref(), &dir)?;
     let env: HashMap<String, String> = std::env::vars().collect();
     super::plan(&file, args.service.as_deref(), &env)
+}
+
+/// Prints the Knative Service the file translates to (stdout) and what `up` would build and
+/// store (stderr), without deploying anything.
+fn dry_run(args: &ComposeTarget) -> Result<(), ComposeError> {
+    let plan = plan(args)?;
+    for warning in &plan.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    for (service, tag, build) in &plan.builds {
+        eprintln!(
+            "Would build [{tag}] for service [{service}] from {}",
+            build.context.display()
+        );
+    }
+    for (id, _) in &plan.secrets {
+        eprintln!("Would store secret [{id}]");
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&plan.knative).unwrap_or_default()
+    );
+    Ok(())
 }
 
 async fn run_up(
