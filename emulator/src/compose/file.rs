@@ -79,6 +79,8 @@ pub struct Service {
     pub memory: Option<String>,
     /// `x-google-cloudrun: {ingress-container: true}`, as Google's `run compose` reads it.
     pub ingress: bool,
+    /// `profiles`: a service in profiles runs only when one of them is active.
+    pub profiles: Vec<String>,
 }
 
 /// `build:` of a service.
@@ -198,6 +200,7 @@ const SERVICE_KEYS: &[&str] = &[
     "working_dir",
     "cpus",
     "mem_limit",
+    "profiles",
     "x-google-cloudrun",
 ];
 
@@ -509,9 +512,33 @@ impl Loader {
         if entries.is_empty() {
             return Err(self.invalid(services_node.line, "`services` is empty"));
         }
+        let active: Vec<String> = self
+            .vars
+            .get("COMPOSE_PROFILES")
+            .map(|p| p.split(',').map(|p| p.trim().to_string()).collect())
+            .unwrap_or_default();
         for (key, node) in entries {
             let service = self.service(key, node, &project)?;
+            if !service.profiles.is_empty() && !service.profiles.iter().any(|p| active.contains(p))
+            {
+                self.warn(
+                    key.line,
+                    format!(
+                        "service \"{}\" belongs to profiles [{}], none of which is active \
+                         (COMPOSE_PROFILES): it is not deployed",
+                        service.name,
+                        service.profiles.join(", ")
+                    ),
+                );
+                continue;
+            }
             project.services.push(service);
+        }
+        if project.services.is_empty() {
+            return Err(self.invalid(
+                services_node.line,
+                "no service is active: every service belongs to an inactive profile",
+            ));
         }
         for service in &project.services {
             for dependency in &service.depends_on {
@@ -666,6 +693,7 @@ impl Loader {
                 "deploy" => self.deploy(v, &field, &mut service)?,
                 "cpus" => service.cpus = Some(self.string(v, &field)?),
                 "mem_limit" => service.memory = Some(self.string(v, &field)?),
+                "profiles" => service.profiles = self.strings(v, &field)?,
                 "x-google-cloudrun" => {
                     if let Some(flag) = v.get("ingress-container") {
                         service.ingress =
@@ -1266,6 +1294,21 @@ services:
                 other => panic!("expected an error at line {line} for {text}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn services_in_inactive_profiles_are_left_out() {
+        let text = "services:\n  web:\n    image: nginx\n  debug:\n    image: busybox\n    profiles: [tools]\n";
+        let project = parse_text(text, &[]).expect("valid");
+        let names: Vec<&str> = project.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["web"]);
+        assert!(
+            project.warnings[0]
+                .to_string()
+                .starts_with("compose.yaml:4: ")
+        );
+        let project = parse_text(text, &[("COMPOSE_PROFILES", "tools")]).expect("valid");
+        assert_eq!(project.services.len(), 2);
     }
 
     #[test]
