@@ -28,14 +28,17 @@ pub struct Project {
     pub volumes: Vec<String>,
     /// Top-level secrets by name.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Top-level configs by name (files, shipped the way secrets are).
+    pub configs: BTreeMap<String, SecretSource>,
     /// Keys and values that have no Cloud Run meaning, one per key.
     pub warnings: Vec<Warning>,
 }
 
-/// Where a top-level secret's value comes from.
+/// Where a top-level secret's (or config's) value comes from.
 #[derive(Clone, PartialEq)]
 pub enum SecretSource {
-    /// `file:` (read when the file is loaded) or `environment:`: uploaded to Secret Manager.
+    /// `file:` (read when the file is loaded), `environment:` or a config's `content:`: uploaded
+    /// to Secret Manager.
     Value(Vec<u8>),
     /// `external: true`: a Secret Manager secret of this name that already exists.
     External(String),
@@ -73,6 +76,8 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     pub mounts: Vec<Mount>,
     pub secrets: Vec<SecretUse>,
+    /// `configs`: files mounted like secrets (at `/<name>` by default).
+    pub configs: Vec<SecretUse>,
     /// `deploy.resources.limits.cpus` (or `cpus`).
     pub cpus: Option<String>,
     /// `deploy.resources.limits.memory` (or `mem_limit`), as Compose wrote it.
@@ -195,6 +200,7 @@ const SERVICE_KEYS: &[&str] = &[
     "volumes",
     "tmpfs",
     "secrets",
+    "configs",
     "restart",
     "deploy",
     "working_dir",
@@ -496,8 +502,14 @@ impl Loader {
                 }
                 "secrets" => {
                     for (name, spec) in self.map(value, "secrets")? {
-                        let source = self.secret(&name.name, spec)?;
+                        let source = self.secret("secret", &name.name, spec)?;
                         project.secrets.insert(name.name.clone(), source);
+                    }
+                }
+                "configs" => {
+                    for (name, spec) in self.map(value, "configs")? {
+                        let source = self.secret("config", &name.name, spec)?;
+                        project.configs.insert(name.name.clone(), source);
                     }
                 }
                 "networks" => self.warn(key.line, no_effect("networks")),
@@ -562,8 +574,9 @@ impl Loader {
         Ok(project)
     }
 
-    fn secret(&self, name: &str, spec: &Node) -> Result2<SecretSource> {
-        let field = format!("secrets.{name}");
+    /// A top-level secret or config (`kind`).
+    fn secret(&self, kind: &str, name: &str, spec: &Node) -> Result2<SecretSource> {
+        let field = format!("{kind}s.{name}");
         let map = self.map(spec, &field)?;
         if let Some(file) = spec.get("file") {
             let path = self.path(&self.string(file, &format!("{field}.file"))?);
@@ -572,13 +585,17 @@ impl Loader {
             })?;
             return Ok(SecretSource::Value(bytes));
         }
+        if let Some(content) = spec.get("content") {
+            let text = self.string(content, &format!("{field}.content"))?;
+            return Ok(SecretSource::Value(text.into_bytes()));
+        }
         if let Some(var) = spec.get("environment") {
             let var = self.string(var, &format!("{field}.environment"))?;
             let value = self.vars.get(&var).ok_or_else(|| {
                 self.invalid(
                     spec.line,
                     format!(
-                        "secret \"{name}\" reads the environment variable {var}, which is not set"
+                        "{kind} \"{name}\" reads the environment variable {var}, which is not set"
                     ),
                 )
             })?;
@@ -596,7 +613,7 @@ impl Loader {
         let line = map.first().map_or(spec.line, |(k, _)| k.line);
         Err(self.invalid(
             line,
-            format!("secret \"{name}\" needs `file`, `environment` or `external: true`"),
+            format!("{kind} \"{name}\" needs `file`, `environment`, `content` or `external: true`"),
         ))
     }
 
@@ -669,7 +686,13 @@ impl Loader {
                         });
                     }
                 }
-                "secrets" => service.secrets = self.secret_uses(v, &field, project)?,
+                "secrets" => {
+                    service.secrets =
+                        self.secret_uses(v, &field, &project.secrets, "secret", "/run/secrets")?
+                }
+                "configs" => {
+                    service.configs = self.secret_uses(v, &field, &project.configs, "config", "")?
+                }
                 "restart" => {
                     let policy = self.string(v, &field)?;
                     match policy.as_str() {
@@ -1025,7 +1048,16 @@ impl Loader {
         })
     }
 
-    fn secret_uses(&self, node: &Node, field: &str, project: &Project) -> Result2<Vec<SecretUse>> {
+    /// A service's `secrets` or `configs` (`kind`), defined in `defined`; relative targets are
+    /// under `dir`.
+    fn secret_uses(
+        &self,
+        node: &Node,
+        field: &str,
+        defined: &BTreeMap<String, SecretSource>,
+        kind: &str,
+        dir: &str,
+    ) -> Result2<Vec<SecretUse>> {
         let items = match &node.value {
             Value::Seq(items) => items,
             Value::Null => return Ok(Vec::new()),
@@ -1056,16 +1088,16 @@ impl Loader {
                 let source = self.string(item, field)?;
                 (source.clone(), source, None)
             };
-            if !project.secrets.contains_key(&source) {
+            if !defined.contains_key(&source) {
                 return Err(self.invalid(
                     item.line,
-                    format!("{field}: refers to undefined secret \"{source}\""),
+                    format!("{field}: refers to undefined {kind} \"{source}\""),
                 ));
             }
             let target = if target.starts_with('/') {
                 target
             } else {
-                format!("/run/secrets/{target}")
+                format!("{dir}/{target}")
             };
             out.push(SecretUse {
                 source,

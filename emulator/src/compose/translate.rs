@@ -309,11 +309,23 @@ pub fn translate(project: &Project, service: &str) -> Result<Plan, ComposeError>
                 ),
             }
         }
-        for (i, used) in s.secrets.iter().enumerate() {
-            let id = match &project.secrets[&used.source] {
+        let files = s
+            .secrets
+            .iter()
+            .map(|u| ("secret", u, &project.secrets[&u.source]))
+            .chain(
+                s.configs
+                    .iter()
+                    .map(|u| ("config", u, &project.configs[&u.source])),
+            );
+        for (i, (kind, used, source)) in files.enumerate() {
+            let id = match source {
                 SecretSource::External(id) => id.clone(),
                 SecretSource::Value(bytes) => {
-                    let id = secret_id(service, &used.source);
+                    let id = match kind {
+                        "config" => secret_id(service, &format!("config-{}", used.source)),
+                        _ => secret_id(service, &used.source),
+                    };
                     if !secrets.iter().any(|(known, _)| known == &id) {
                         secrets.push((id.clone(), bytes.clone()));
                     }
@@ -321,7 +333,7 @@ pub fn translate(project: &Project, service: &str) -> Result<Plan, ComposeError>
                 }
             };
             let (dir, file_name) = split_target(&used.target);
-            let volume_name = format!("{name}-secret-{i}");
+            let volume_name = format!("{name}-{kind}-{i}");
             let mut item = json!({"key": "latest", "path": file_name});
             if let Some(mode) = used.mode {
                 item["mode"] = json!(mode);
@@ -820,6 +832,19 @@ services:
         );
         assert_eq!(proxy["startupProbe"]["tcpSocket"], json!({"port": 5432}));
         assert!(proxy.get("ports").is_none(), "the app is the ingress");
+    }
+
+    #[test]
+    fn configs_ship_as_secret_files_at_their_target() {
+        let plan = plan(
+            "services:\n  web:\n    image: nginx\n    ports: [\"80\"]\n    configs:\n      - source: site\n        target: /etc/nginx/conf.d/site.conf\n      - banner\nconfigs:\n  site:\n    content: \"server {}\"\n  banner:\n    content: hello\n",
+        );
+        let stored: Vec<&str> = plan.secrets.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(stored, vec!["shop-config-site", "shop-config-banner"]);
+        assert_eq!(plan.secrets[0].1, b"server {}");
+        let mounts = &container(&plan, "web")["volumeMounts"];
+        assert_eq!(mounts[0]["mountPath"], "/etc/nginx/conf.d");
+        assert_eq!(mounts[1]["mountPath"], "/");
     }
 
     #[test]
