@@ -288,7 +288,8 @@ struct Loader {
     warnings: Vec<Warning>,
 }
 
-type Result2<T> = Result<T, ComposeError>;
+/// What the loader's steps return.
+type Parsed<T> = Result<T, ComposeError>;
 
 impl Loader {
     fn invalid(&self, line: usize, message: impl Into<String>) -> ComposeError {
@@ -308,7 +309,7 @@ impl Loader {
     }
 
     /// Interpolates every scalar value (keys are never interpolated).
-    fn interpolate(&mut self, node: &mut Node) -> Result2<()> {
+    fn interpolate(&mut self, node: &mut Node) -> Parsed<()> {
         let line = node.line;
         match &mut node.value {
             Value::Scalar(text) => {
@@ -338,7 +339,7 @@ impl Loader {
         Ok(())
     }
 
-    fn map<'a>(&self, node: &'a Node, field: &str) -> Result2<&'a [(Key, Node)]> {
+    fn map<'a>(&self, node: &'a Node, field: &str) -> Parsed<&'a [(Key, Node)]> {
         match &node.value {
             Value::Map(entries) => Ok(entries),
             Value::Null => Ok(&[]),
@@ -349,7 +350,7 @@ impl Loader {
         }
     }
 
-    fn string(&self, node: &Node, field: &str) -> Result2<String> {
+    fn string(&self, node: &Node, field: &str) -> Parsed<String> {
         node.as_str().map(str::to_string).ok_or_else(|| {
             self.invalid(
                 node.line,
@@ -358,7 +359,7 @@ impl Loader {
         })
     }
 
-    fn strings(&self, node: &Node, field: &str) -> Result2<Vec<String>> {
+    fn strings(&self, node: &Node, field: &str) -> Parsed<Vec<String>> {
         match &node.value {
             Value::Scalar(text) => Ok(vec![text.clone()]),
             Value::Seq(items) => items.iter().map(|i| self.string(i, field)).collect(),
@@ -369,14 +370,14 @@ impl Loader {
         }
     }
 
-    fn words(&self, node: &Node, field: &str) -> Result2<Vec<String>> {
+    fn words(&self, node: &Node, field: &str) -> Parsed<Vec<String>> {
         match &node.value {
             Value::Scalar(text) => split_words(text).map_err(|e| self.invalid(node.line, e)),
             _ => self.strings(node, field),
         }
     }
 
-    fn number<T: std::str::FromStr>(&self, node: &Node, field: &str) -> Result2<T> {
+    fn number<T: std::str::FromStr>(&self, node: &Node, field: &str) -> Parsed<T> {
         let text = self.string(node, field)?;
         text.trim().parse().map_err(|_| {
             self.invalid(
@@ -386,7 +387,7 @@ impl Loader {
         })
     }
 
-    fn duration(&self, node: &Node, field: &str) -> Result2<Duration> {
+    fn duration(&self, node: &Node, field: &str) -> Parsed<Duration> {
         let text = self.string(node, field)?;
         parse_duration(&text).ok_or_else(|| {
             self.invalid(
@@ -396,7 +397,7 @@ impl Loader {
         })
     }
 
-    fn boolean(&self, node: &Node, field: &str) -> Result2<bool> {
+    fn boolean(&self, node: &Node, field: &str) -> Parsed<bool> {
         match self.string(node, field)?.as_str() {
             "true" | "True" | "TRUE" | "yes" => Ok(true),
             "false" | "False" | "FALSE" | "no" => Ok(false),
@@ -408,7 +409,7 @@ impl Loader {
     }
 
     /// `KEY=VALUE` lists and mappings; a name without a value (`- KEY`, `KEY:`) is `None`.
-    fn key_values(&self, node: &Node, field: &str) -> Result2<Vec<(String, Option<String>)>> {
+    fn key_values(&self, node: &Node, field: &str) -> Parsed<Vec<(String, Option<String>)>> {
         match &node.value {
             Value::Map(entries) => entries
                 .iter()
@@ -455,7 +456,7 @@ impl Loader {
         }
     }
 
-    fn project(&mut self, root: &Node) -> Result2<Project> {
+    fn project(&mut self, root: &Node) -> Parsed<Project> {
         let top = match &root.value {
             Value::Map(entries) => entries,
             _ => {
@@ -575,7 +576,7 @@ impl Loader {
     }
 
     /// A top-level secret or config (`kind`).
-    fn secret(&self, kind: &str, name: &str, spec: &Node) -> Result2<SecretSource> {
+    fn secret(&self, kind: &str, name: &str, spec: &Node) -> Parsed<SecretSource> {
         let field = format!("{kind}s.{name}");
         let map = self.map(spec, &field)?;
         if let Some(file) = spec.get("file") {
@@ -617,7 +618,7 @@ impl Loader {
         ))
     }
 
-    fn service(&mut self, key: &Key, node: &Node, project: &Project) -> Result2<Service> {
+    fn service(&mut self, key: &Key, node: &Node, project: &Project) -> Parsed<Service> {
         let name = key.name.clone();
         let entries = match &node.value {
             Value::Map(entries) => entries,
@@ -743,7 +744,7 @@ impl Loader {
         Ok(service)
     }
 
-    fn build(&self, node: &Node, field: &str) -> Result2<Build> {
+    fn build(&self, node: &Node, field: &str) -> Parsed<Build> {
         if let Some(context) = node.as_str() {
             return Ok(Build {
                 context: self.path(context),
@@ -779,7 +780,7 @@ impl Loader {
         Ok(build)
     }
 
-    fn env_files(&self, node: &Node, field: &str) -> Result2<Vec<(String, String)>> {
+    fn env_files(&self, node: &Node, field: &str) -> Parsed<Vec<(String, String)>> {
         let mut out = Vec::new();
         let items: Vec<&Node> = match &node.value {
             Value::Seq(items) => items.iter().collect(),
@@ -824,7 +825,7 @@ impl Loader {
         Ok(out)
     }
 
-    fn ports(&self, node: &Node, field: &str) -> Result2<Vec<PortMapping>> {
+    fn ports(&self, node: &Node, field: &str) -> Parsed<Vec<PortMapping>> {
         let items = match &node.value {
             Value::Seq(items) => items,
             Value::Null => return Ok(Vec::new()),
@@ -870,7 +871,7 @@ impl Loader {
         Ok(out)
     }
 
-    fn depends_on(&self, node: &Node, field: &str) -> Result2<Vec<Dependency>> {
+    fn depends_on(&self, node: &Node, field: &str) -> Parsed<Vec<Dependency>> {
         match &node.value {
             Value::Seq(items) => items
                 .iter()
@@ -911,7 +912,7 @@ impl Loader {
         }
     }
 
-    fn healthcheck(&self, node: &Node, field: &str, line: usize) -> Result2<Option<Healthcheck>> {
+    fn healthcheck(&self, node: &Node, field: &str, line: usize) -> Parsed<Option<Healthcheck>> {
         if let Some(disable) = node.get("disable")
             && self.boolean(disable, &format!("{field}.disable"))?
         {
@@ -940,7 +941,7 @@ impl Loader {
             }
             _ => return Err(self.invalid(test.line, format!("{field}.test must be a list"))),
         };
-        let duration = |key: &str, default: Duration| -> Result2<Duration> {
+        let duration = |key: &str, default: Duration| -> Parsed<Duration> {
             match node.get(key) {
                 Some(v) => self.duration(v, &format!("{field}.{key}")),
                 None => Ok(default),
@@ -959,7 +960,7 @@ impl Loader {
         }))
     }
 
-    fn mount(&self, item: &Node, field: &str, project: &Project) -> Result2<Mount> {
+    fn mount(&self, item: &Node, field: &str, project: &Project) -> Parsed<Mount> {
         let (kind, source, target, read_only) = if item.as_map().is_some() {
             let get = |key: &str| item.get(key).and_then(Node::as_str).map(str::to_string);
             let target = get("target").ok_or_else(|| {
@@ -1057,7 +1058,7 @@ impl Loader {
         defined: &BTreeMap<String, SecretSource>,
         kind: &str,
         dir: &str,
-    ) -> Result2<Vec<SecretUse>> {
+    ) -> Parsed<Vec<SecretUse>> {
         let items = match &node.value {
             Value::Seq(items) => items,
             Value::Null => return Ok(Vec::new()),
@@ -1109,7 +1110,7 @@ impl Loader {
         Ok(out)
     }
 
-    fn deploy(&mut self, node: &Node, field: &str, service: &mut Service) -> Result2<()> {
+    fn deploy(&mut self, node: &Node, field: &str, service: &mut Service) -> Parsed<()> {
         for (k, v) in self.map(node, field)? {
             match k.name.as_str() {
                 "resources" => {
