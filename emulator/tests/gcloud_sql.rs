@@ -397,6 +397,21 @@ async fn mistakes_get_cloud_sql_errors_and_break_nothing() {
     connect(address, "app", "pw", "postgres")
         .await
         .expect("the user made before the mistakes connects");
+    gcloud
+        .run([
+            "sql",
+            "instances",
+            "patch",
+            &instance,
+            "--tier=db-custom-2-7680",
+            "--quiet",
+        ])
+        .ok()
+        .await
+        .expect("instances patch");
+    let patched = describe(&gcloud, &instance).await;
+    assert_eq!(patched["settings"]["tier"], "db-custom-2-7680");
+    assert_eq!(patched["state"], "RUNNABLE");
     let listed = gcloud
         .run(["sql", "instances", "list"])
         .ok()
