@@ -14,15 +14,20 @@
 //! **Compose** (`--only compose`, see [`compose`]): `cloudrun-emulator compose up` of a
 //! three-service Compose file to its first 200, against `docker-compose up -d` of the same file.
 //!
+//! **Cloud SQL** (`--only sql`, see [`sql`]): instance create to first query against the same
+//! Postgres image started with the docker CLI, revision start to first query through the Cloud
+//! SQL Auth Proxy stand-in, and the latency the stand-in adds per query.
+//!
 //! Each section ends with PASS/MISS against its targets. Build and run with:
 //!
 //! ```text
 //! cargo build --release -p emulator
-//! target/release/bench [--only secrets|run|compose|all] [--duration-secs 5] [--connections 32]
+//! target/release/bench [--only secrets|run|compose|sql|all] [--duration-secs 5] [--connections 32]
 //! ```
 
 mod compose;
 mod run;
+mod sql;
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -56,7 +61,9 @@ enum Only {
     Run,
     /// Compose: `compose up` to first 200 against `docker-compose up` of the same file.
     Compose,
-    /// Both sections.
+    /// Cloud SQL: create to first query against the docker CLI floor, proxy overhead.
+    Sql,
+    /// Every section.
     All,
 }
 
@@ -165,16 +172,23 @@ fn sections(args: &Args) -> Result<()> {
     }
     let compose = matches!(args.only, Only::Compose | Only::All)
         .then(|| compose::bench(args.run_repeats.max(1), &emulator_exe));
+    if compose.is_some() && args.only == Only::All {
+        println!();
+    }
+    let sql = matches!(args.only, Only::Sql | Only::All).then(|| {
+        let options = sql::Options {
+            repeats: args.run_repeats.max(1),
+        };
+        sql::bench(&options, &emulator_exe)
+    });
     let failures: Vec<String> = [
         ("Secret Manager", secrets),
         ("Cloud Run", run),
         ("Compose", compose),
+        ("Cloud SQL", sql),
     ]
     .into_iter()
-    .filter_map(|(section, outcome)| match outcome {
-        Some(Err(error)) => Some(format!("{section} section: {error}")),
-        _ => None,
-    })
+    .filter_map(|(name, outcome)| Some(format!("{name} section: {}", outcome?.err()?)))
     .collect();
     if failures.is_empty() {
         Ok(())

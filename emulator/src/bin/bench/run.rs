@@ -511,7 +511,7 @@ async fn wait_for_200(addr: SocketAddr, path: &str, start: Instant) -> Result<()
 }
 
 /// One request on a fresh connection.
-async fn call(
+pub(super) async fn call(
     addr: SocketAddr,
     method: Method,
     path: &str,
@@ -733,7 +733,7 @@ impl RunEmulator {
 
     /// SIGTERM, then waits for the exit (SIGKILL after [`STOP_DEADLINE`]); returns how long the
     /// emulator took to exit.
-    fn stop(&mut self) -> Result<Duration> {
+    pub(super) fn stop(&mut self) -> Result<Duration> {
         if self.child.try_wait()?.is_some() {
             return Ok(Duration::ZERO);
         }
