@@ -3,8 +3,9 @@
 //! The crate is laid out the way a request travels:
 //! - [`server`] owns the listener and merges one router per Google API surface:
 //!   [`secretmanager`], [`run`] (v1 Knative), [`run_v2`], [`logging`], [`serviceusage`],
-//!   [`artifactregistry`], [`compute`]. Those modules are the wire: routes, JSON messages, and
-//!   the mapping of input to state calls.
+//!   [`artifactregistry`], [`compute`], [`iamcredentials`] (ID tokens for any principal, the
+//!   issuer's keys). Those modules are the wire: routes, JSON messages, and the mapping of input
+//!   to state calls. [`metadata`] is the metadata server each Cloud Run instance reaches.
 //! - [`state`] holds every resource and every rule (validation, revisions, state transitions,
 //!   etags, IAM), in memory or journaled to a data directory; it knows nothing of HTTP or Docker.
 //! - [`controller`] makes the containers match the Cloud Run state, through [`runtime`] (the only
@@ -18,9 +19,11 @@ pub mod compute;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod iamcredentials;
 pub mod ingress;
 pub mod logging;
 pub mod logs_cli;
+pub mod metadata;
 pub mod run;
 pub mod run_v2;
 pub mod runtime;

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 mod docker;
+mod links;
 mod pods;
 
 pub use docker::Controller;

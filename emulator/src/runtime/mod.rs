@@ -39,7 +39,7 @@ pub use grpc_health::check_grpc_health;
 pub use labels::{LABEL_CONTAINER, LABEL_KIND, LABEL_MANAGED, LABEL_OWNER, LABEL_POD, new_owner};
 pub use logs::{LogLine, LogSink, LogStream};
 pub use pod::{Pod, PodStatus, SANDBOX_IMAGE};
-pub use spec::{ContainerSpec, FileSpec, PodSpec, Probe, ProbeAction};
+pub use spec::{ContainerSpec, FileSpec, HostLinks, PodSpec, Probe, ProbeAction};
 
 /// The Docker API version the runtime speaks (Docker 20.10); newer engines accept it too.
 const API_VERSION: ClientVersion = ClientVersion {

@@ -398,6 +398,23 @@ async fn exited_error(
     }
 }
 
+/// Where the sandbox finds the pod's own sockets (`docker/images/sandbox/sandbox.sh`).
+const LINKS_INSTANCE_DIR: &str = "/run/cloudrun-emulator/instance";
+/// Where the sandbox finds one socket per service URL.
+const LINKS_SERVICES_DIR: &str = "/run/cloudrun-emulator/services";
+/// The metadata server's name and address inside a pod, as on Google Cloud.
+const METADATA_HOST: &str = "metadata.google.internal";
+const METADATA_IP: &str = "169.254.169.254";
+
+fn bind_mount(source: &std::path::Path, target: &str) -> Mount {
+    Mount {
+        target: Some(target.into()),
+        source: Some(source.to_string_lossy().into_owned()),
+        typ: Some(MountType::BIND),
+        ..Default::default()
+    }
+}
+
 /// Docker's name for a pod object.
 fn object_name(pod: &str, part: &str) -> String {
     format!("cre-{pod}-{part}")
@@ -449,6 +466,35 @@ async fn create_sandbox(engine: &Engine, spec: &PodSpec) -> Result<String, Runti
             (format!("{port}/tcp"), Some(vec![binding]))
         })
         .collect();
+    let mut extra_hosts: Vec<String> = spec
+        .containers
+        .iter()
+        .map(|c| format!("{}:127.0.0.1", c.name))
+        .collect();
+    let mut host_config = HostConfig {
+        init: Some(true),
+        port_bindings: Some(bindings),
+        ..Default::default()
+    };
+    let mut env = Vec::new();
+    if let Some(links) = &spec.host_links {
+        extra_hosts.push(format!("{METADATA_HOST}:{METADATA_IP}"));
+        // To add the metadata address to the namespace's loopback interface; the sandbox only.
+        host_config.cap_add = Some(vec!["NET_ADMIN".into()]);
+        host_config.mounts = Some(vec![
+            bind_mount(&links.instance_dir, LINKS_INSTANCE_DIR),
+            bind_mount(&links.services_dir, LINKS_SERVICES_DIR),
+        ]);
+        let own: BTreeSet<u16> = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().copied())
+            .chain(ports.iter().copied())
+            .collect();
+        let own: Vec<String> = own.iter().map(u16::to_string).collect();
+        env.push(format!("CLOUDRUN_EMULATOR_POD_PORTS={}", own.join(" ")));
+    }
+    host_config.extra_hosts = Some(extra_hosts);
     let body = ContainerCreateBody {
         image: Some(SANDBOX_IMAGE.into()),
         exposed_ports: Some(ports.iter().map(|p| format!("{p}/tcp")).collect()),
@@ -458,17 +504,8 @@ async fn create_sandbox(engine: &Engine, spec: &PodSpec) -> Result<String, Runti
             Kind::Sandbox,
             &spec.labels,
         )),
-        host_config: Some(HostConfig {
-            init: Some(true),
-            port_bindings: Some(bindings),
-            extra_hosts: Some(
-                spec.containers
-                    .iter()
-                    .map(|c| format!("{}:127.0.0.1", c.name))
-                    .collect(),
-            ),
-            ..Default::default()
-        }),
+        env: Some(env),
+        host_config: Some(host_config),
         ..Default::default()
     };
     let options = CreateContainerOptionsBuilder::new()

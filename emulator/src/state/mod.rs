@@ -10,6 +10,7 @@ mod journal;
 
 pub mod filter;
 pub mod iam;
+pub mod identity;
 pub mod locations;
 pub mod logs;
 pub mod operations;
@@ -42,6 +43,9 @@ struct Inner {
     journal: Option<Mutex<Journal>>,
     operations: operations::Operations,
     logs: logs::LogStore,
+    /// The token issuer, made on first use from the stored signing key.
+    issuer: std::sync::OnceLock<Arc<identity::TokenIssuer>>,
+    issuer_init: Mutex<()>,
 }
 
 /// Everything that is persisted, as one serialisable value (the snapshot).
@@ -66,6 +70,9 @@ pub(crate) struct Data {
     /// Cloud Run revisions by `projects/N/locations/R/revisions/NAME`.
     #[serde(default)]
     revisions: BTreeMap<String, run::Revision>,
+    /// The token issuer's RSA key, PKCS#8 DER in base64.
+    #[serde(default)]
+    signing_key: Option<String>,
 }
 
 /// One durable change; a transaction is a list of them, journaled as one line.
@@ -111,6 +118,9 @@ pub(crate) enum Record {
     },
     DeleteRevision {
         key: String,
+    },
+    PutSigningKey {
+        pkcs8: String,
     },
 }
 
@@ -174,6 +184,9 @@ impl Data {
             Record::DeleteRevision { key } => {
                 self.revisions.remove(&key);
             }
+            Record::PutSigningKey { pkcs8 } => {
+                self.signing_key = Some(pkcs8);
+            }
         }
     }
 }
@@ -197,6 +210,8 @@ impl Store {
                 journal: journal.map(Mutex::new),
                 operations: operations::Operations::default(),
                 logs: logs::LogStore::default(),
+                issuer: std::sync::OnceLock::new(),
+                issuer_init: Mutex::new(()),
             }),
         }
     }

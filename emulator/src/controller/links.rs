@@ -1,0 +1,118 @@
+//! What links an instance to the emulator from inside, as Cloud Run instances are linked to
+//! Google: its own metadata server (one unix socket per instance, so every answer is about the
+//! instance asking) and the directory where the ingress serves each service URL as a socket.
+//! The instance's sandbox forwards both into its network namespace.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use tokio::net::UnixListener;
+use tokio::task::JoinHandle;
+
+use crate::metadata::{self, Instance, METADATA_HOST, METADATA_IP};
+use crate::runtime::{HostLinks, PodSpec};
+use crate::state::Store;
+
+/// The sockets of every instance of one emulator, under one private temporary directory that
+/// is removed with it.
+#[derive(Debug)]
+pub(crate) struct Links {
+    root: PathBuf,
+    store: Store,
+    /// The metadata server of each running instance, by pod name: its directory and task.
+    servers: Mutex<HashMap<String, (PathBuf, JoinHandle<()>)>>,
+    next: AtomicU64,
+}
+
+impl Links {
+    /// Creates the directory of an emulator whose Docker objects carry the label `owner`.
+    pub(crate) fn create(owner: &str, store: Store) -> io::Result<Links> {
+        let root = std::env::temp_dir().join(format!("cloudrun-emulator-{owner}"));
+        std::fs::create_dir_all(root.join("services"))?;
+        Ok(Links {
+            root,
+            store,
+            servers: Mutex::default(),
+            next: AtomicU64::new(1),
+        })
+    }
+
+    /// Where the ingress serves service URLs as `PORT.sock`.
+    pub(crate) fn services_dir(&self) -> PathBuf {
+        self.root.join("services")
+    }
+
+    /// Starts the metadata server of the pod `spec` describes, as `instance`, and points the
+    /// pod at it: the sandbox forwards it, containers learn its address.
+    pub(crate) fn attach(&self, spec: &mut PodSpec, instance: Instance) -> io::Result<()> {
+        // Short names: a unix socket path has at most 107 bytes.
+        let dir = self
+            .root
+            .join("instances")
+            .join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
+        std::fs::create_dir_all(&dir)?;
+        let listener = match UnixListener::bind(dir.join("metadata.sock")) {
+            Ok(listener) => listener,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(error);
+            }
+        };
+        let router = metadata::router(instance, self.store.clone());
+        let pod = spec.name.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::warn!(%pod, %error, "the metadata server of an instance stopped");
+            }
+        });
+        self.servers
+            .lock()
+            .insert(spec.name.clone(), (dir.clone(), task));
+        for container in &mut spec.containers {
+            container
+                .env
+                .push(("GCE_METADATA_HOST".into(), METADATA_HOST.into()));
+            container
+                .env
+                .push(("GCE_METADATA_IP".into(), METADATA_IP.into()));
+        }
+        spec.host_links = Some(HostLinks {
+            instance_dir: dir,
+            services_dir: self.services_dir(),
+        });
+        Ok(())
+    }
+
+    /// Stops the metadata server of a pod that is gone.
+    pub(crate) fn detach(&self, pod: &str) {
+        if let Some((dir, task)) = self.servers.lock().remove(pod) {
+            task.abort();
+            remove(&dir);
+        }
+    }
+
+    /// Stops every metadata server and removes the directory (emulator shutdown).
+    pub(crate) fn remove_all(&self) {
+        for (_, (_, task)) in self.servers.lock().drain() {
+            task.abort();
+        }
+        remove(&self.root);
+    }
+}
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
+}
+
+fn remove(dir: &Path) {
+    if let Err(error) = std::fs::remove_dir_all(dir)
+        && error.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), %error, "cannot remove an instance's sockets");
+    }
+}
