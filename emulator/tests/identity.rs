@@ -129,20 +129,30 @@ async fn a_service_calls_a_private_service_with_the_identity_token_of_its_instan
     )
     .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("Missing Metadata-Flavor:Google header."), "{body}");
+    assert!(
+        body.contains("Missing Metadata-Flavor:Google header."),
+        "{body}"
+    );
 
     // Anonymous calls to the private service are refused, as are calls with the storefront's
     // token while it holds no invoker role.
-    let call = |auth: &str| {
-        format!("{storefront}/call?url_env=PRODUCT_SERVICE_URL&path=/verify{auth}")
-    };
+    let call =
+        |auth: &str| format!("{storefront}/call?url_env=PRODUCT_SERVICE_URL&path=/verify{auth}");
     let (status, body) = get(&call("&auth=none"), None).await;
     assert_eq!(status, 403, "anonymous: {body}");
-    assert!(body.contains("Your client does not have permission"), "{body}");
+    assert!(
+        body.contains("Your client does not have permission"),
+        "{body}"
+    );
     let (status, body) = get(&call(""), None).await;
     assert_eq!(status, 403, "no invoker role yet: {body}");
 
-    grant_invoker(&gcloud, "products", &format!("serviceAccount:{STOREFRONT_ACCOUNT}")).await;
+    grant_invoker(
+        &gcloud,
+        "products",
+        &format!("serviceAccount:{STOREFRONT_ACCOUNT}"),
+    )
+    .await;
     let claims: Value =
         serde_json::from_str(&eventually(&call(""), None, 200).await).expect("claims JSON");
     assert_eq!(claims["email"], STOREFRONT_ACCOUNT);
@@ -176,10 +186,9 @@ async fn a_service_calls_a_private_service_with_the_identity_token_of_its_instan
     let (status, _) = get(&format!("{products}/verify"), Some(elsewhere)).await;
     assert_eq!(status, 401, "a token for another service");
     grant_invoker(&gcloud, "products", "user:alice@example.com").await;
-    let claims: Value = serde_json::from_str(
-        &eventually(&format!("{products}/verify"), Some(&alice), 200).await,
-    )
-    .expect("claims JSON");
+    let claims: Value =
+        serde_json::from_str(&eventually(&format!("{products}/verify"), Some(&alice), 200).await)
+            .expect("claims JSON");
     assert_eq!(claims["email"], "alice@example.com");
 
     // A service created after the storefront's instance started is reachable too.

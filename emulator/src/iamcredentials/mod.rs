@@ -61,7 +61,9 @@ async fn account_verb(
                 .audience
                 .filter(|a| !a.is_empty())
                 .ok_or_else(|| ApiError::invalid("Invalid value for audience: must be set."))?;
-            Ok(Json(json!({ "token": issuer.id_token(account, &audience, None)? })))
+            Ok(Json(
+                json!({ "token": issuer.id_token(account, &audience, None)? }),
+            ))
         }
         Some("generateAccessToken") => {
             let token = issuer.access_token();

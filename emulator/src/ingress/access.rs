@@ -221,7 +221,11 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            check(&private(&["user:someone@example.com"]), &bearer(&token), with),
+            check(
+                &private(&["user:someone@example.com"]),
+                &bearer(&token),
+                with
+            ),
             Err(Denial::Forbidden)
         );
         let elsewhere = issuer
@@ -231,7 +235,9 @@ mod tests {
             check(&private(&[member]), &bearer(&elsewhere), with),
             Err(Denial::Unauthorized)
         );
-        let slash = issuer.id_token(email, &format!("{URL}/"), None).expect("token");
+        let slash = issuer
+            .id_token(email, &format!("{URL}/"), None)
+            .expect("token");
         assert_eq!(check(&private(&[member]), &bearer(&slash), with), Ok(()));
     }
 

@@ -62,13 +62,17 @@ pub struct Instance {
     pub service_account: String,
 }
 
+/// Which token a cached one is: `Some((audience, full))` for an ID token, `None` for the
+/// access token.
+type TokenKey = Option<(String, bool)>;
+
 #[derive(Clone, Debug)]
 struct Metadata {
     instance: Arc<Instance>,
     store: Store,
-    /// Tokens handed out, reused until shortly before they expire, as Google's server does:
-    /// `(audience, full)` → (ID token, expiry); `None` keys the access token.
-    tokens: Arc<Mutex<HashMap<Option<(String, bool)>, (String, i64)>>>,
+    /// Tokens handed out, with their expiry, reused until shortly before they expire, as
+    /// Google's server does.
+    tokens: Arc<Mutex<HashMap<TokenKey, (String, i64)>>>,
 }
 
 /// The metadata server of one instance.
@@ -130,7 +134,9 @@ async fn answer(
     if path == "/computeMetadata/" {
         return text("v1/\n");
     }
-    let Some(rest) = path.strip_prefix(V1).or_else(|| (path == "/computeMetadata/v1").then_some(""))
+    let Some(rest) = path
+        .strip_prefix(V1)
+        .or_else(|| (path == "/computeMetadata/v1").then_some(""))
     else {
         return not_found(path);
     };
@@ -155,9 +161,7 @@ async fn answer(
             "default": account_json(instance),
             instance.service_account.clone(): account_json(instance),
         })),
-        "instance/service-accounts/" => {
-            text(&format!("default/\n{}/\n", instance.service_account))
-        }
+        "instance/service-accounts/" => text(&format!("default/\n{}/\n", instance.service_account)),
         other => match other.strip_prefix("instance/service-accounts/") {
             Some(account) => service_account(&metadata, path, account, &query, recursive),
             None => not_found(path),
@@ -390,9 +394,12 @@ mod tests {
             "projects/123456789012/regions/us-central1"
         );
         assert_eq!(
-            get("/computeMetadata/v1/instance/service-accounts/default/email", true)
-                .await
-                .1,
+            get(
+                "/computeMetadata/v1/instance/service-accounts/default/email",
+                true
+            )
+            .await
+            .1,
             "caller@demo-proj.iam.gserviceaccount.com"
         );
         let (status, _) = get("/computeMetadata/v1/instance/nothing", true).await;

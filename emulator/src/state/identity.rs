@@ -190,7 +190,12 @@ impl TokenIssuer {
         );
         let mut signature = vec![0; self.key.public_modulus_len()];
         self.key
-            .sign(&RSA_PKCS1_SHA256, &self.rng, signed.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &self.rng,
+                signed.as_bytes(),
+                &mut signature,
+            )
             .map_err(|e| StateError::Internal(format!("signing an ID token failed: {e}")))?;
         Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
@@ -286,16 +291,16 @@ impl Store {
         }
         let stored = self.read(|data| data.signing_key.clone());
         let pkcs8 = match stored {
-            Some(text) => STANDARD
-                .decode(text)
-                .map_err(|e| StateError::Internal(format!("the stored signing key is not base64: {e}")))?,
+            Some(text) => STANDARD.decode(text).map_err(|e| {
+                StateError::Internal(format!("the stored signing key is not base64: {e}"))
+            })?,
             None => {
                 let key = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|e| {
                     StateError::Internal(format!("generating the signing key failed: {e}"))
                 })?;
-                let der = key
-                    .as_der()
-                    .map_err(|e| StateError::Internal(format!("encoding the signing key failed: {e}")))?;
+                let der = key.as_der().map_err(|e| {
+                    StateError::Internal(format!("encoding the signing key failed: {e}"))
+                })?;
                 let pkcs8 = der.as_ref().to_vec();
                 let encoded = STANDARD.encode(&pkcs8);
                 self.commit(|_| Ok(((), vec![Record::PutSigningKey { pkcs8: encoded }])))?;
@@ -317,7 +322,11 @@ mod tests {
         let store = Store::in_memory();
         let issuer = store.token_issuer().expect("issuer");
         let token = issuer
-            .id_token("caller@demo.iam.gserviceaccount.com", "http://127.0.0.1:1", None)
+            .id_token(
+                "caller@demo.iam.gserviceaccount.com",
+                "http://127.0.0.1:1",
+                None,
+            )
             .expect("token");
         let verified = issuer.verify(&token).expect("valid");
         assert_eq!(verified.audience, "http://127.0.0.1:1");
@@ -333,7 +342,10 @@ mod tests {
                 .to_string(),
         );
         parts[1] = &forged;
-        assert_eq!(issuer.verify(&parts.join(".")), Err(TokenError::BadSignature));
+        assert_eq!(
+            issuer.verify(&parts.join(".")),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(issuer.verify("ya29.opaque"), Err(TokenError::Malformed));
 
         let other = Store::in_memory().token_issuer().expect("other issuer");
@@ -346,7 +358,9 @@ mod tests {
         let token = {
             let store = Store::open(dir.path()).expect("open");
             let issuer = store.token_issuer().expect("issuer");
-            issuer.id_token("alice@example.com", "aud", None).expect("token")
+            issuer
+                .id_token("alice@example.com", "aud", None)
+                .expect("token")
         };
         let reopened = Store::open(dir.path()).expect("reopen");
         let verified = reopened

@@ -157,8 +157,10 @@ async fn deploy(emulator: SocketAddr, name: &str, member: &str) -> Result<Socket
                 c.iter()
                     .any(|c| c["type"] == "Ready" && c["status"] == "True")
             });
-        if let (true, Some(url)) = (ready, service.pointer("/status/url").and_then(Value::as_str))
-        {
+        if let (true, Some(url)) = (
+            ready,
+            service.pointer("/status/url").and_then(Value::as_str),
+        ) {
             let addr: SocketAddr = url.trim_start_matches("http://").parse()?;
             if member == "allUsers" {
                 run::wait_for_200(addr, "/healthz", start).await?;
@@ -203,9 +205,14 @@ fn report(plan: &LoadPlan, f: &Figures, left: usize) {
     );
     println!(
         "{:<44}{:>9.2} ms{:>9.2} ms\n",
-        "first request with a fresh token (new conn)", f.first_verified.min, f.first_verified.median
+        "first request with a fresh token (new conn)",
+        f.first_verified.min,
+        f.first_verified.median
     );
-    println!("{:<44}{:>12}{:>12}", "through the ingress", "public", "private");
+    println!(
+        "{:<44}{:>12}{:>12}",
+        "through the ingress", "public", "private"
+    );
     println!(
         "{:<44}{:>12.0}{:>12.0}",
         "requests/s", f.public.rps, f.private.rps
@@ -224,7 +231,11 @@ fn report(plan: &LoadPlan, f: &Figures, left: usize) {
     );
     println!("containers left after shutdown: {left}");
     let share = f.private.rps / f.public.rps;
-    let verdict = if share >= TARGET_SHARE { "PASS" } else { "MISS" };
+    let verdict = if share >= TARGET_SHARE {
+        "PASS"
+    } else {
+        "MISS"
+    };
     println!(
         "\ntargets (identity):\n  {verdict}  private at most {:.0}% slower than public     got {:.1}% {}",
         (1.0 - TARGET_SHARE) * 100.0,
