@@ -49,6 +49,22 @@ pub enum Command {
     Env,
     /// Print what a Cloud Run service's containers wrote, oldest first (asks a running emulator).
     Logs(LogsArgs),
+    /// Print an ID token for an account, signed as the emulator signs them (asks a running
+    /// emulator), like `gcloud auth print-identity-token`.
+    PrintIdentityToken(TokenArgs),
+}
+
+/// Whose token `cloudrun-emulator print-identity-token` prints, and for whom.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The account: a service account's email (`serviceAccount:` member) or a user's (`user:`).
+    pub account: String,
+    /// The token's audience: the URL of the service to call.
+    #[arg(long)]
+    pub audiences: String,
+    /// The emulator to ask (defaults to $CLOUDRUN_EMULATOR_URL, then --listen).
+    #[arg(long, env = "CLOUDRUN_EMULATOR_URL")]
+    pub emulator: Option<String>,
 }
 
 /// Which logs `cloudrun-emulator logs` prints.

@@ -12,7 +12,7 @@
 //!   code that talks to Docker) and [`ingress`] (the only code that proxies requests).
 //! - [`error`] is the one place a failure becomes Google's JSON error.
 //! - [`config`] is the command line and the client settings printed for users; [`logs_cli`] is
-//!   `cloudrun-emulator logs`.
+//!   `cloudrun-emulator logs`, [`token_cli`] `cloudrun-emulator print-identity-token`.
 
 pub mod artifactregistry;
 pub mod compute;
@@ -31,6 +31,7 @@ pub mod secretmanager;
 pub mod server;
 pub mod serviceusage;
 pub mod state;
+pub mod token_cli;
 pub mod wire;
 
 pub use config::{Config, DEFAULT_LISTEN};

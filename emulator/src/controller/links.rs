@@ -28,9 +28,11 @@ pub(crate) struct Links {
 }
 
 impl Links {
-    /// Creates the directory of an emulator whose Docker objects carry the label `owner`.
+    /// Creates the directory of an emulator whose Docker objects carry the label `owner`
+    /// (`emulator-PID-RANDOM`), after removing those of emulators whose process is gone.
     pub(crate) fn create(owner: &str, store: Store) -> io::Result<Links> {
-        let root = std::env::temp_dir().join(format!("cloudrun-emulator-{owner}"));
+        reap_orphans();
+        let root = std::env::temp_dir().join(format!("{DIR_PREFIX}{owner}"));
         std::fs::create_dir_all(root.join("services"))?;
         Ok(Links {
             root,
@@ -106,6 +108,35 @@ impl Links {
 impl Drop for Links {
     fn drop(&mut self) {
         self.remove_all();
+    }
+}
+
+/// The name of an emulator's directory, before its owner label.
+const DIR_PREFIX: &str = "cloudrun-emulator-";
+
+/// Removes the directories of emulators that crashed: named after an owner label of this
+/// machine's emulators (`emulator-PID-RANDOM`) whose PID no longer runs.
+fn reap_orphans() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|n| n.strip_prefix("emulator-"))
+        else {
+            continue;
+        };
+        let pid = owner.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let dir = entry.path();
+        if let Some(pid) = pid
+            && dir.join("services").is_dir()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            remove(&dir);
+        }
     }
 }
 

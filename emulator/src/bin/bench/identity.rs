@@ -229,6 +229,15 @@ fn report(plan: &LoadPlan, f: &Figures, left: usize) {
         "{:<44}{:>12.2}{:>12.2}",
         "CPU: emulator (cores)", f.public.cores.server, f.private.cores.server
     );
+    // The backend (Python) bounds requests/s; the emulator's CPU time per request shows what
+    // the token check itself costs.
+    let per_request = |r: &LoadResult| r.cores.server / r.rps * 1e6;
+    println!(
+        "{:<44}{:>9.0} us{:>9.0} us",
+        "emulator CPU per request",
+        per_request(&f.public),
+        per_request(&f.private)
+    );
     println!("containers left after shutdown: {left}");
     let share = f.private.rps / f.public.rps;
     let verdict = if share >= TARGET_SHARE {
