@@ -46,9 +46,8 @@ struct Inner {
     in_flight: parking_lot::Mutex<HashMap<ServiceName, Vec<tokio::task::AbortHandle>>>,
     /// The revision each running pod belongs to, for its log entries.
     owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>>,
-    /// The metadata servers and service sockets instances reach; `None` if they could not be
-    /// set up (instances then run without them).
-    links: Option<Links>,
+    /// The metadata servers and service sockets instances reach.
+    links: Links,
 }
 
 impl Controller {
@@ -82,16 +81,8 @@ impl Controller {
             Ok(n) => tracing::info!(objects = n, "removed containers a crashed emulator left"),
             Err(error) => tracing::warn!(%error, "reaping leftovers failed"),
         }
-        let links = match Links::create(runtime.owner(), store.clone()) {
-            Ok(links) => {
-                ingress.serve_sockets_in(links.services_dir());
-                Some(links)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "instances will reach neither the metadata server nor other services");
-                None
-            }
-        };
+        let links = Links::create(runtime.owner(), store.clone());
+        ingress.serve_sockets_in(links.services_dir());
         let controller = Controller {
             inner: Arc::new(Inner {
                 store: store.clone(),
@@ -131,9 +122,7 @@ impl Controller {
             }
         }
         self.inner.ingress.shutdown().await;
-        if let Some(links) = &self.inner.links {
-            links.remove_all();
-        }
+        self.inner.links.remove_all();
     }
 
     /// Stops starting anything: cancels reconciliations in flight and ignores later changes.
@@ -366,11 +355,9 @@ impl Controller {
         let outcome = match pods::pod_spec(&inner.store, revision, project_id, inner.strict_iam) {
             Err(failure) => Err(failure),
             Ok(mut spec) => {
-                if let Some(links) = &inner.links {
-                    let instance = instance_of(revision, project_id, &spec.name);
-                    if let Err(error) = links.attach(&mut spec, instance) {
-                        tracing::warn!(pod = %spec.name, %error, "no metadata server for this instance");
-                    }
+                let instance = instance_of(revision, project_id, &spec.name);
+                if let Err(error) = inner.links.attach(&mut spec, instance) {
+                    tracing::warn!(pod = %spec.name, %error, "no metadata server for this instance");
                 }
                 inner.owners.lock().insert(
                     spec.name.clone(),
@@ -385,9 +372,7 @@ impl Controller {
                 let started = inner.runtime.start_pod(spec).await;
                 if started.is_err() {
                     inner.owners.lock().remove(&pod_name);
-                    if let Some(links) = &inner.links {
-                        links.detach(&pod_name);
-                    }
+                    inner.links.detach(&pod_name);
                 }
                 started.map_err(|e| failure_of(&e))
             }
@@ -453,9 +438,7 @@ impl Controller {
             tracing::warn!(%error, pod = %pod.name, "stopping an instance failed");
         }
         self.inner.owners.lock().remove(&pod.name);
-        if let Some(links) = &self.inner.links {
-            links.detach(&pod.name);
-        }
+        self.inner.links.detach(&pod.name);
     }
 
     async fn remove_service_pods(&self, name: &ServiceName) {

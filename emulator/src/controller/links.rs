@@ -16,8 +16,8 @@ use crate::metadata::{self, Instance, METADATA_HOST, METADATA_IP};
 use crate::runtime::{HostLinks, PodSpec};
 use crate::state::Store;
 
-/// The sockets of every instance of one emulator, under one private temporary directory that
-/// is removed with it.
+/// The sockets of every instance of one emulator, under one private temporary directory, made
+/// when the first socket is and removed with the emulator.
 #[derive(Debug)]
 pub(crate) struct Links {
     root: PathBuf,
@@ -30,16 +30,15 @@ pub(crate) struct Links {
 impl Links {
     /// Creates the directory of an emulator whose Docker objects carry the label `owner`
     /// (`emulator-PID-RANDOM`), after removing those of emulators whose process is gone.
-    pub(crate) fn create(owner: &str, store: Store) -> io::Result<Links> {
+    pub(crate) fn create(owner: &str, store: Store) -> Links {
         reap_orphans();
         let root = std::env::temp_dir().join(format!("{DIR_PREFIX}{owner}"));
-        std::fs::create_dir_all(root.join("services"))?;
-        Ok(Links {
+        Links {
             root,
             store,
             servers: Mutex::default(),
             next: AtomicU64::new(1),
-        })
+        }
     }
 
     /// Where the ingress serves service URLs as `PORT.sock`.
@@ -56,6 +55,7 @@ impl Links {
             .join("instances")
             .join(self.next.fetch_add(1, Ordering::Relaxed).to_string());
         std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(self.services_dir())?;
         let listener = match UnixListener::bind(dir.join("metadata.sock")) {
             Ok(listener) => listener,
             Err(error) => {
@@ -132,7 +132,7 @@ fn reap_orphans() {
         let pid = owner.split('-').next().and_then(|p| p.parse::<u32>().ok());
         let dir = entry.path();
         if let Some(pid) = pid
-            && dir.join("services").is_dir()
+            && (dir.join("services").is_dir() || dir.join("instances").is_dir())
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
             remove(&dir);

@@ -369,12 +369,13 @@ async fn stop(mut listener: Listener) {
     }
 }
 
-/// Binds the unix socket `dir/PORT.sock` (replacing a stale one); `None`, logged, on failure:
+/// Binds the unix socket `dir/PORT.sock` (replacing a stale one, making `dir` if need be);
+/// `None`, logged, on failure:
 /// the URL then works from the host only.
 fn bind_socket(dir: &Path, port: u16) -> Option<(PathBuf, UnixListener)> {
     let path = dir.join(format!("{port}.sock"));
     let _ = std::fs::remove_file(&path);
-    match UnixListener::bind(&path) {
+    match std::fs::create_dir_all(dir).and_then(|()| UnixListener::bind(&path)) {
         Ok(listener) => Some((path, listener)),
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "cannot serve a service URL to instances");
