@@ -2,7 +2,9 @@
 //!
 //! It runs a Cloud Run instance as a *pod*: a sandbox container ([`SANDBOX_IMAGE`]) owns the
 //! network namespace and publishes every port on 127.0.0.1; the pod's containers join it, so
-//! they reach each other on `localhost` and by container name. Callers describe pods with plain
+//! they reach each other on `localhost` and by container name. Given [`HostLinks`], the sandbox
+//! also forwards the emulator's unix sockets into the namespace (the metadata server at
+//! `metadata.google.internal`, every service URL at `127.0.0.1:PORT`). Callers describe pods with plain
 //! structs ([`PodSpec`], [`ContainerSpec`], [`Probe`]) and get a [`Pod`] back once every
 //! container is up; nothing here knows HTTP or the Cloud Run API.
 //!
