@@ -9,7 +9,10 @@
 #     /run/cloudrun-emulator/services/PORT.sock, also for services created
 #     after the instance started (inotify).
 # Ports listed in CLOUDRUN_EMULATOR_POD_PORTS (the instance's own) are left to
-# the instance's containers. Without the mounts it only waits.
+# the instance's containers. Once the metadata server answers inside the
+# namespace and the service URLs of the moment are forwarded, it creates
+# /run/cloudrun-emulator/instance/ready, which the emulator waits for before it
+# starts the instance's containers. Without the mounts it only waits.
 set -u
 readonly INSTANCE=/run/cloudrun-emulator/instance
 readonly SERVICES=/run/cloudrun-emulator/services
@@ -20,11 +23,18 @@ if [[ ! -d $INSTANCE && ! -d $SERVICES ]]; then
 fi
 
 if [[ -S $INSTANCE/metadata.sock ]]; then
-    ip address add "$METADATA_IP/32" dev lo
-    socat "TCP-LISTEN:80,bind=$METADATA_IP,fork,reuseaddr" "UNIX-CONNECT:$INSTANCE/metadata.sock" &
+    if ip address add "$METADATA_IP/32" dev lo; then
+        socat "TCP-LISTEN:80,bind=$METADATA_IP,fork,reuseaddr" "UNIX-CONNECT:$INSTANCE/metadata.sock" &
+        until (exec 3<>"/dev/tcp/$METADATA_IP/80") 2>/dev/null; do
+            sleep 0.01
+        done
+    else
+        echo "sandbox: cannot add $METADATA_IP to the loopback interface; no metadata server" >&2
+    fi
 fi
 
 if [[ ! -d $SERVICES ]]; then
+    : >"$INSTANCE/ready"
     wait
     exit
 fi
@@ -50,6 +60,7 @@ done
 for path in "$SERVICES"/*.sock; do
     [[ -S $path ]] && forward "${path##*/}"
 done
+[[ -d $INSTANCE ]] && : >"$INSTANCE/ready"
 while read -r name <&3; do
     forward "$name"
 done

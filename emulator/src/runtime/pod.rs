@@ -19,7 +19,7 @@ use super::error::is_gone;
 use super::labels::{Kind, LABEL_CONTAINER, LABEL_OWNER, LABEL_POD, object_labels};
 use super::monitor::{Exit, watch_exit};
 use super::probes::{self, ProbeFailure};
-use super::{ContainerSpec, Engine, PodSpec, RuntimeError, files, images, logs};
+use super::{ContainerSpec, Engine, HostLinks, PodSpec, RuntimeError, files, images, logs};
 
 /// The image of the container that owns a pod's network namespace (`docker/images/sandbox`).
 pub const SANDBOX_IMAGE: &str = "cloudrun-emulator/sandbox:1";
@@ -233,6 +233,9 @@ async fn launch(
         .map(|c| c.name.clone())
         .zip(ids)
         .collect();
+    if let Some(links) = &spec.host_links {
+        links_ready(links, &spec.name).await?;
+    }
 
     let ready: HashMap<&str, watch::Sender<bool>> = spec
         .containers
@@ -396,6 +399,29 @@ async fn exited_error(
         code: exit.code.unwrap_or(-1),
         last_logs,
     }
+}
+
+/// How long the sandbox may take to link the emulator's sockets into the namespace.
+const LINKS_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Waits until the sandbox reports the emulator's sockets linked (it creates `ready` in the
+/// instance directory), so that no container starts before its metadata server answers.
+async fn links_ready(links: &HostLinks, pod: &str) -> Result<(), RuntimeError> {
+    let marker = links.instance_dir.join("ready");
+    let started = Instant::now();
+    while !marker.exists() {
+        if started.elapsed() > LINKS_DEADLINE {
+            return Err(RuntimeError::Timeout {
+                what: format!(
+                    "waiting for the sandbox of pod {pod} to link the metadata server and service URLs \
+                     (is {SANDBOX_IMAGE} up to date? docker/build-images.sh sandbox)"
+                ),
+                after: LINKS_DEADLINE,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
 }
 
 /// Where the sandbox finds the pod's own sockets (`docker/images/sandbox/sandbox.sh`).
