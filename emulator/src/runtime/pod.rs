@@ -138,7 +138,7 @@ fn pod_filter(engine: &Engine, pod: &str) -> Vec<String> {
 }
 
 /// Starts a pod (see [`Runtime::start_pod`](super::Runtime::start_pod)).
-pub(crate) async fn start(engine: &Engine, spec: PodSpec) -> Result<Pod, RuntimeError> {
+pub(crate) async fn start(engine: &Engine, mut spec: PodSpec) -> Result<Pod, RuntimeError> {
     spec.validate()?;
     let began = Instant::now();
     // Images first, so a missing image creates nothing.
@@ -146,6 +146,15 @@ pub(crate) async fn start(engine: &Engine, spec: PodSpec) -> Result<Pod, Runtime
         return Err(RuntimeError::SandboxImageMissing {
             image: SANDBOX_IMAGE.into(),
         });
+    }
+    if spec.host_links.is_some() && !sandbox_links(engine).await {
+        tracing::warn!(
+            pod = spec.name,
+            image = SANDBOX_IMAGE,
+            "the sandbox image predates links (rebuild it: docker/build-images.sh sandbox); \
+             this instance reaches neither its metadata server nor other services"
+        );
+        spec.host_links = None;
     }
     let references: BTreeSet<&str> = spec.containers.iter().map(|c| c.image.as_str()).collect();
     try_join_all(
@@ -399,6 +408,20 @@ async fn exited_error(
         code: exit.code.unwrap_or(-1),
         last_logs,
     }
+}
+
+/// The label of sandbox images that link the emulator's sockets (`docker/images/sandbox`).
+const LABEL_SANDBOX_LINKS: &str = "cloudrun-emulator.sandbox-links";
+
+/// Whether the local sandbox image can link the emulator's sockets into a pod.
+async fn sandbox_links(engine: &Engine) -> bool {
+    engine
+        .docker
+        .inspect_image(SANDBOX_IMAGE)
+        .await
+        .ok()
+        .and_then(|image| image.config?.labels)
+        .is_some_and(|labels| labels.contains_key(LABEL_SANDBOX_LINKS))
 }
 
 /// How long the sandbox may take to link the emulator's sockets into the namespace.
