@@ -53,6 +53,9 @@ pub enum Command {
     /// Run a Docker Compose file as one Cloud Run multi-container service (asks a running
     /// emulator).
     Compose(ComposeArgs),
+    /// Print an ID token for an account, signed as the emulator signs them (asks a running
+    /// emulator), like `gcloud auth print-identity-token`.
+    PrintIdentityToken(TokenArgs),
 }
 
 /// `cloudrun-emulator compose up|down`.
@@ -109,6 +112,19 @@ pub struct ComposeUpArgs {
     /// Only check and translate the file: print the Knative Service that would be deployed.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Whose token `cloudrun-emulator print-identity-token` prints, and for whom.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The account: a service account's email (`serviceAccount:` member) or a user's (`user:`).
+    pub account: String,
+    /// The token's audience: the URL of the service to call.
+    #[arg(long)]
+    pub audiences: String,
+    /// The emulator to ask (defaults to $CLOUDRUN_EMULATOR_URL, then --listen).
+    #[arg(long, env = "CLOUDRUN_EMULATOR_URL")]
+    pub emulator: Option<String>,
 }
 
 /// Which logs `cloudrun-emulator logs` prints.

@@ -112,7 +112,7 @@ impl From<StateError> for ApiError {
             StateError::FailedPrecondition(_) => Code::FailedPrecondition,
             StateError::Aborted(_) => Code::Aborted,
             StateError::PermissionDenied(_) => Code::PermissionDenied,
-            StateError::Storage(_) => {
+            StateError::Storage(_) | StateError::Internal(_) => {
                 tracing::error!(error = %err, "state store failure");
                 Code::Internal
             }

@@ -32,6 +32,18 @@ async fn main() -> ExitCode {
             }
         },
         Some(Command::Compose(args)) => emulator::compose::cli::run(&cli.config, args).await,
+        Some(Command::PrintIdentityToken(args)) => {
+            match emulator::token_cli::fetch(&cli.config, &args).await {
+                Ok(token) => {
+                    print!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("cloudrun-emulator print-identity-token: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Serve) | None => match serve(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

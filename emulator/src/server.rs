@@ -18,7 +18,10 @@ use crate::error::ApiError;
 use crate::run as cloud_run;
 
 use crate::state::Store;
-use crate::{artifactregistry, compute, logging, run_v2, secretmanager, serviceusage, sqladmin};
+use crate::{
+    artifactregistry, compute, iamcredentials, logging, run_v2, secretmanager, serviceusage,
+    sqladmin,
+};
 
 /// What every handler can reach: the state store, the controller and the emulator's settings.
 #[derive(Clone, Debug)]
@@ -59,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(serviceusage::router())
         .merge(artifactregistry::router())
         .merge(compute::router())
+        .merge(iamcredentials::router())
         .merge(logging::router())
         .merge(cloud_run::router())
         .merge(run_v2::router())

@@ -246,3 +246,75 @@ async fn one_data_dir_serves_one_emulator() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in use by another emulator"), "{stderr}");
 }
+
+/// The claims part of a JWT, decoded.
+fn jwt_part(token: &str, index: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(index).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+#[tokio::test]
+async fn print_identity_token_prints_a_token_signed_by_the_served_key_kept_across_restarts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let emulator = Process::on(dir.path());
+    let out = Command::new(BIN)
+        .args([
+            "print-identity-token",
+            "alice@example.com",
+            "--audiences=http://127.0.0.1:9",
+            "--emulator",
+            &emulator.url,
+        ])
+        .output()
+        .expect("the CLI runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let token = token.trim();
+    let claims = jwt_part(token, 1);
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["aud"], "http://127.0.0.1:9");
+    assert_eq!(claims["iss"], "https://accounts.google.com");
+    let kid = jwt_part(token, 0)["kid"].clone();
+
+    let certs = |url: String| async move {
+        let jwks: Value = http()
+            .get(format!("{url}/oauth2/v3/certs"))
+            .send()
+            .await
+            .expect("certs")
+            .json()
+            .await
+            .expect("JWKS");
+        jwks["keys"][0]["kid"].clone()
+    };
+    assert_eq!(certs(emulator.url.clone()).await, kid);
+    let discovery: Value = http()
+        .get(format!("{}/.well-known/openid-configuration", emulator.url))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(discovery["issuer"], "https://accounts.google.com");
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{}/oauth2/v3/certs", emulator.url)
+    );
+
+    emulator.kill_9();
+    let restarted = Process::on(dir.path());
+    assert_eq!(
+        certs(restarted.url.clone()).await,
+        kid,
+        "the signing key lives in the data directory"
+    );
+}

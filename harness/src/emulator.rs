@@ -120,6 +120,16 @@ impl Emulator {
         &self.store
     }
 
+    /// An ID token for `email` (a service account, or a user), addressed to `audience` (a
+    /// service URL), signed as the emulator's metadata server signs them: what
+    /// `gcloud auth print-identity-token --audiences=URL` gives a principal on Google Cloud.
+    pub fn identity_token(&self, email: &str, audience: &str) -> Result<String, HarnessError> {
+        self.store
+            .token_issuer()
+            .and_then(|issuer| issuer.id_token(email, audience, None))
+            .map_err(|e| HarnessError::Identity(e.to_string()))
+    }
+
     /// A gcloud CLI with its own configuration directory, pointed at this emulator.
     pub fn gcloud(&self) -> Gcloud {
         Gcloud::new(self.addr, &self.project)

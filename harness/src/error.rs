@@ -13,6 +13,9 @@ pub enum HarnessError {
     /// `docker/build-images.sh` failed.
     #[error("building images [{names}] failed:\n{output}")]
     Images { names: String, output: String },
+    /// The emulator could not sign a token.
+    #[error("minting an identity token failed: {0}")]
+    Identity(String),
     /// A gcloud command exited non-zero where success was expected.
     #[error("`gcloud {args}` failed with {status}:\n{stderr}")]
     Gcloud {

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::Reconcile;
+use super::links::Links;
 use super::pods::{self, RevisionFailure};
 use crate::state::Store;
 use crate::state::run::{RevisionState, Service, ServiceName};
 
-use crate::ingress::{Access, Ingress, Target};
+use crate::ingress::{Access, Ingress, Invokers, Target};
+use crate::metadata::Instance;
 use crate::runtime::{LogLine, LogSink, LogStream, Pod, PodStatus, Runtime, RuntimeError};
 use crate::state::logs::{RunResource, Stream, container_line};
 
@@ -46,6 +48,8 @@ struct Inner {
     owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>>,
     /// The Cloud SQL instances' servers.
     sql: super::sql::SqlController,
+    /// The metadata servers and service sockets instances reach.
+    links: Links,
 }
 
 impl Controller {
@@ -80,6 +84,8 @@ impl Controller {
             Err(error) => tracing::warn!(%error, "reaping leftovers failed"),
         }
         let sql = super::sql::SqlController::new(store.clone(), runtime.clone());
+        let links = Links::create(runtime.owner(), store.clone());
+        ingress.serve_sockets_in(links.services_dir());
         let controller = Controller {
             inner: Arc::new(Inner {
                 store: store.clone(),
@@ -94,6 +100,7 @@ impl Controller {
                 in_flight: parking_lot::Mutex::default(),
                 owners,
                 sql,
+                links,
             }),
         };
         controller.inner.sql.boot();
@@ -121,6 +128,7 @@ impl Controller {
             }
         }
         self.inner.ingress.shutdown().await;
+        self.inner.links.remove_all();
     }
 
     /// Stops starting anything: cancels reconciliations in flight and ignores later changes.
@@ -216,9 +224,14 @@ impl Controller {
             .collect();
         drop(pods);
         inner.ingress.set_targets(&key, targets);
-        let access = access_of(&inner.store, &view.service);
-        inner.ingress.set_access(&key, access);
-        self.route_tags(&name, &view, &revisions, access).await;
+        let tags = self.route_tags(&name, &view, &revisions).await;
+        let access = self.access_of(&view.service, &key, &tags);
+        inner.ingress.set_access(&key, access.clone());
+        for tag in &tags {
+            inner
+                .ingress
+                .set_access(&format!("{key}/tags/{tag}"), access.clone());
+        }
         let serving: Vec<String> = view
             .status
             .traffic
@@ -250,14 +263,14 @@ impl Controller {
         }
     }
 
-    /// Gives each tagged traffic target its own URL, routed to that revision alone.
+    /// Gives each tagged traffic target its own URL, routed to that revision alone; returns
+    /// the tags whose URLs are open.
     async fn route_tags(
         &self,
         name: &ServiceName,
         view: &crate::state::run::ServiceView,
         revisions: &[crate::state::run::Revision],
-        access: Access,
-    ) {
+    ) -> std::collections::BTreeSet<String> {
         let inner = &self.inner;
         let key = name.to_string();
         let mut open = std::collections::BTreeSet::new();
@@ -295,7 +308,6 @@ impl Controller {
                 .into_iter()
                 .collect();
             inner.ingress.set_targets(&tag_key, targets);
-            inner.ingress.set_access(&tag_key, access);
             open.insert(tag.clone());
         }
         let previous = inner
@@ -306,6 +318,40 @@ impl Controller {
         for gone in previous.difference(&open) {
             inner.ingress.remove(&format!("{key}/tags/{gone}")).await;
         }
+        open
+    }
+
+    /// Who may invoke a service through its URLs (`key` and its `tags`): anyone when `allUsers`
+    /// may or the invoker check is disabled, else the members granted an invoking role, with
+    /// ID tokens for one of the service's URLs or custom audiences.
+    fn access_of(
+        &self,
+        service: &Service,
+        key: &str,
+        tags: &std::collections::BTreeSet<String>,
+    ) -> Access {
+        let disabled = service
+            .annotations
+            .get("run.googleapis.com/invoker-iam-disabled")
+            .is_some_and(|v| v == "true");
+        let members = crate::state::identity::run_invokers(
+            &self.inner.store.service_policy_by_name(&service.name),
+        );
+        if disabled || members.contains("allUsers") {
+            return Access::Public;
+        }
+        let ingress = &self.inner.ingress;
+        let mut audiences: std::collections::BTreeSet<String> = std::iter::once(key.to_string())
+            .chain(tags.iter().map(|tag| format!("{key}/tags/{tag}")))
+            .filter_map(|k| ingress.addr(&k))
+            .map(|addr| format!("http://{addr}"))
+            .collect();
+        if let Some(custom) = service.annotations.get(CUSTOM_AUDIENCES)
+            && let Ok(list) = serde_json::from_str::<Vec<String>>(custom)
+        {
+            audiences.extend(list);
+        }
+        Access::Private(Arc::new(Invokers { members, audiences }))
     }
 
     async fn start_revision(&self, revision: &crate::state::run::Revision, project_id: &str) {
@@ -319,7 +365,11 @@ impl Controller {
                 Ok(spec)
             }) {
             Err(failure) => Err(failure),
-            Ok(spec) => {
+            Ok(mut spec) => {
+                let instance = instance_of(revision, project_id, &spec.name);
+                if let Err(error) = inner.links.attach(&mut spec, instance) {
+                    tracing::warn!(pod = %spec.name, %error, "no metadata server for this instance");
+                }
                 inner.owners.lock().insert(
                     spec.name.clone(),
                     RunResource {
@@ -333,6 +383,7 @@ impl Controller {
                 let started = inner.runtime.start_pod(spec).await;
                 if started.is_err() {
                     inner.owners.lock().remove(&pod_name);
+                    inner.links.detach(&pod_name);
                 }
                 started.map_err(|e| failure_of(&e))
             }
@@ -398,6 +449,7 @@ impl Controller {
             tracing::warn!(%error, pod = %pod.name, "stopping an instance failed");
         }
         self.inner.owners.lock().remove(&pod.name);
+        self.inner.links.detach(&pod.name);
     }
 
     async fn remove_service_pods(&self, name: &ServiceName) {
@@ -420,22 +472,17 @@ impl Controller {
     }
 }
 
-/// Public when `allUsers` may invoke, or the invoker check is disabled.
-fn access_of(store: &Store, service: &Service) -> Access {
-    let disabled = service
-        .annotations
-        .get("run.googleapis.com/invoker-iam-disabled")
-        .is_some_and(|v| v == "true");
-    let policy = store.service_policy_by_name(&service.name);
-    let public = policy.bindings.iter().any(|b| {
-        b.role == "roles/run.invoker"
-            && b.condition.is_none()
-            && b.members.iter().any(|m| m == "allUsers")
-    });
-    if disabled || public {
-        Access::Public
-    } else {
-        Access::Private
+/// The annotation listing extra audiences a service's ID tokens may name (a JSON array).
+const CUSTOM_AUDIENCES: &str = "run.googleapis.com/custom-audiences";
+
+/// What a pod's metadata server says about it.
+fn instance_of(revision: &crate::state::run::Revision, project_id: &str, pod: &str) -> Instance {
+    Instance {
+        project_id: project_id.to_string(),
+        project_number: revision.service.project.clone(),
+        region: revision.service.region.clone(),
+        instance_id: pod.to_string(),
+        service_account: pods::service_account(revision),
     }
 }
 

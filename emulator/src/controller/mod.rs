@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 mod cloudsql;
 mod docker;
+mod links;
 mod pods;
 mod sql;
 

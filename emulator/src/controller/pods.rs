@@ -220,6 +220,7 @@ pub fn pod_spec(
         containers,
         volumes,
         volume_size_limits: size_limits,
+        host_links: None,
     })
 }
 

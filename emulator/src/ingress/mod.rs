@@ -6,6 +6,10 @@
 //! `run.googleapis.com/requests` entry in the log store. The ingress knows backend socket
 //! addresses only, never Docker.
 //!
+//! Containers reach the same URLs from inside their instance: with [`Ingress::serve_sockets_in`]
+//! each service URL `http://127.0.0.1:PORT` is also served on the unix socket `DIR/PORT.sock`,
+//! which the instance's sandbox forwards to `127.0.0.1:PORT` in its network namespace.
+//!
 //! ```no_run
 //! # async fn story(store: emulator::Store, backend: std::net::SocketAddr) -> std::io::Result<()> {
 //! use emulator::ingress::{Access, Ingress, Target};
@@ -24,9 +28,11 @@ mod access;
 mod proxy;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hyper::http::uri::Authority;
@@ -37,11 +43,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use parking_lot::{Mutex, RwLock};
 use rand::Rng;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use access::Access;
+pub use access::{Access, Invokers};
 
 use crate::state::Store;
 use crate::state::logs::RunResource;
@@ -66,6 +73,8 @@ struct Inner {
     shared: Arc<Shared>,
     host: IpAddr,
     services: Mutex<HashMap<String, Entry>>,
+    /// Where each URL is also served as `PORT.sock`, for callers inside instances.
+    socket_dir: OnceLock<PathBuf>,
 }
 
 /// What every request handler needs: the pooled client and the log store.
@@ -82,12 +91,14 @@ struct Entry {
     listener: Option<Listener>,
 }
 
-/// A service's open port and the task accepting on it.
+/// A service's open port (and its unix socket), and the tasks accepting on them.
 #[derive(Debug)]
 struct Listener {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    /// The unix socket serving the same URL inside instances, removed with the listener.
+    socket: Option<PathBuf>,
     /// Closed once the listener and every connection it accepted have ended.
     drained: mpsc::Receiver<()>,
 }
@@ -141,7 +152,7 @@ impl Route {
             .collect();
         Route {
             resource: Arc::clone(&self.resource),
-            access: self.access,
+            access: self.access.clone(),
             total: backends.iter().map(|b| b.percent).sum(),
             backends,
         }
@@ -159,8 +170,15 @@ impl Ingress {
                 shared: Arc::new(Shared { client, store }),
                 host: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 services: Mutex::new(HashMap::new()),
+                socket_dir: OnceLock::new(),
             }),
         }
+    }
+
+    /// Also serves every URL exposed from now on as the unix socket `dir/PORT.sock`, so that
+    /// an instance's sandbox can forward `127.0.0.1:PORT` inside the instance to it. Set once.
+    pub fn serve_sockets_in(&self, dir: PathBuf) {
+        let _ = self.inner.socket_dir.set(dir);
     }
 
     /// Opens the listener of the service `key` (`projects/NUM/locations/REGION/services/NAME`)
@@ -185,17 +203,36 @@ impl Ingress {
         }
         let (stop, stopped) = watch::channel(false);
         let (open, drained) = mpsc::channel(1);
-        let task = tokio::spawn(serve(
+        let mut tasks = vec![tokio::spawn(serve(
             listener,
             Arc::clone(&self.inner.shared),
             Arc::clone(&entry.route),
-            stopped,
-            open,
-        ));
+            stopped.clone(),
+            open.clone(),
+        ))];
+        let socket = self
+            .inner
+            .socket_dir
+            .get()
+            .and_then(|dir| bind_socket(dir, addr.port()));
+        let socket = match socket {
+            Some((path, unix)) => {
+                tasks.push(tokio::spawn(serve(
+                    unix,
+                    Arc::clone(&self.inner.shared),
+                    Arc::clone(&entry.route),
+                    stopped,
+                    open,
+                )));
+                Some(path)
+            }
+            None => None,
+        };
         entry.listener = Some(Listener {
             addr,
             stop,
-            task,
+            tasks,
+            socket,
             drained,
         });
         tracing::debug!(%key, %addr, "service exposed");
@@ -247,7 +284,7 @@ impl Ingress {
     fn new_entry(&self, key: &str) -> Entry {
         let route = Route {
             resource: Arc::new(self.resource_of(key)),
-            access: Access::Private,
+            access: Access::default(),
             backends: Vec::new(),
             total: 0,
         };
@@ -318,7 +355,12 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn stop(mut listener: Listener) {
     let _ = listener.stop.send(true);
-    let _ = listener.task.await;
+    for task in listener.tasks.drain(..) {
+        let _ = task.await;
+    }
+    if let Some(path) = &listener.socket {
+        let _ = std::fs::remove_file(path);
+    }
     if tokio::time::timeout(DRAIN_DEADLINE, listener.drained.recv())
         .await
         .is_err()
@@ -327,9 +369,50 @@ async fn stop(mut listener: Listener) {
     }
 }
 
+/// Binds the unix socket `dir/PORT.sock` (replacing a stale one, making `dir` if need be);
+/// `None`, logged, on failure:
+/// the URL then works from the host only.
+fn bind_socket(dir: &Path, port: u16) -> Option<(PathBuf, UnixListener)> {
+    let path = dir.join(format!("{port}.sock"));
+    let _ = std::fs::remove_file(&path);
+    match std::fs::create_dir_all(dir).and_then(|()| UnixListener::bind(&path)) {
+        Ok(listener) => Some((path, listener)),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot serve a service URL to instances");
+            None
+        }
+    }
+}
+
+/// The peer address logged for requests that come from inside an instance (a unix socket).
+const IN_INSTANCE_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// A listener the ingress accepts connections from: a TCP port, or a unix socket.
+trait Accept: Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn next(&self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn next(&self) -> io::Result<(Self::Io, SocketAddr)> {
+        let (stream, peer) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+}
+
+impl Accept for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn next(&self) -> io::Result<(Self::Io, SocketAddr)> {
+        let (stream, _) = self.accept().await?;
+        Ok((stream, IN_INSTANCE_PEER))
+    }
+}
+
 /// Accepts connections until told to stop (or the ingress is dropped).
 async fn serve(
-    listener: TcpListener,
+    listener: impl Accept,
     shared: Arc<Shared>,
     route: Arc<RwLock<Arc<Route>>>,
     mut stopped: watch::Receiver<bool>,
@@ -337,7 +420,7 @@ async fn serve(
 ) {
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.next() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, typically: let connections finish first.
@@ -348,7 +431,6 @@ async fn serve(
             },
             _ = stopped.changed() => return,
         };
-        let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let route = Arc::clone(&route);
         let mut stopped = stopped.clone();

@@ -45,7 +45,8 @@ pub(crate) async fn handle(
     let trace_id = ensure_trace_context(request.headers_mut());
     let log = RequestLog::begin(&shared, &route, peer, &request, &trace_id);
 
-    if let Err(denial) = access::check(route.access, request.headers()) {
+    let issuer = || shared.store.token_issuer().ok();
+    if let Err(denial) = access::check(&route.access, request.headers(), issuer) {
         return Ok(refuse(denial, request.uri().path(), log));
     }
     let Some(index) = route.pick() else {

@@ -2,7 +2,9 @@
 //!
 //! It runs a Cloud Run instance as a *pod*: a sandbox container ([`SANDBOX_IMAGE`]) owns the
 //! network namespace and publishes every port on 127.0.0.1; the pod's containers join it, so
-//! they reach each other on `localhost` and by container name. Callers describe pods with plain
+//! they reach each other on `localhost` and by container name. Given [`HostLinks`], the sandbox
+//! also forwards the emulator's unix sockets into the namespace (the metadata server at
+//! `metadata.google.internal`, every service URL at `127.0.0.1:PORT`). Callers describe pods with plain
 //! structs ([`PodSpec`], [`ContainerSpec`], [`Probe`]) and get a [`Pod`] back once every
 //! container is up; nothing here knows HTTP or the Cloud Run API.
 //!
@@ -43,7 +45,7 @@ pub use grpc_health::check_grpc_health;
 pub use labels::{LABEL_CONTAINER, LABEL_KIND, LABEL_MANAGED, LABEL_OWNER, LABEL_POD, new_owner};
 pub use logs::{LogLine, LogSink, LogStream};
 pub use pod::{Pod, PodStatus, SANDBOX_IMAGE};
-pub use spec::{ContainerSpec, FileSpec, PodSpec, Probe, ProbeAction};
+pub use spec::{ContainerSpec, FileSpec, HostLinks, PodSpec, Probe, ProbeAction};
 
 /// The Docker API version the runtime speaks (Docker 20.10); newer engines accept it too.
 const API_VERSION: ClientVersion = ClientVersion {

@@ -19,7 +19,7 @@ use super::error::is_gone;
 use super::labels::{Kind, LABEL_CONTAINER, LABEL_OWNER, LABEL_POD, object_labels};
 use super::monitor::{Exit, watch_exit};
 use super::probes::{self, ProbeFailure};
-use super::{ContainerSpec, Engine, PodSpec, RuntimeError, files, images, logs};
+use super::{ContainerSpec, Engine, HostLinks, PodSpec, RuntimeError, files, images, logs};
 
 /// The image of the container that owns a pod's network namespace (`docker/images/sandbox`).
 pub const SANDBOX_IMAGE: &str = "cloudrun-emulator/sandbox:1";
@@ -138,7 +138,7 @@ fn pod_filter(engine: &Engine, pod: &str) -> Vec<String> {
 }
 
 /// Starts a pod (see [`Runtime::start_pod`](super::Runtime::start_pod)).
-pub(crate) async fn start(engine: &Engine, spec: PodSpec) -> Result<Pod, RuntimeError> {
+pub(crate) async fn start(engine: &Engine, mut spec: PodSpec) -> Result<Pod, RuntimeError> {
     spec.validate()?;
     let began = Instant::now();
     // Images first, so a missing image creates nothing.
@@ -146,6 +146,15 @@ pub(crate) async fn start(engine: &Engine, spec: PodSpec) -> Result<Pod, Runtime
         return Err(RuntimeError::SandboxImageMissing {
             image: SANDBOX_IMAGE.into(),
         });
+    }
+    if spec.host_links.is_some() && !sandbox_links(engine).await {
+        tracing::warn!(
+            pod = spec.name,
+            image = SANDBOX_IMAGE,
+            "the sandbox image predates links (rebuild it: docker/build-images.sh sandbox); \
+             this instance reaches neither its metadata server nor other services"
+        );
+        spec.host_links = None;
     }
     let references: BTreeSet<&str> = spec.containers.iter().map(|c| c.image.as_str()).collect();
     try_join_all(
@@ -233,6 +242,9 @@ async fn launch(
         .map(|c| c.name.clone())
         .zip(ids)
         .collect();
+    if let Some(links) = &spec.host_links {
+        links_ready(links, &spec.name).await?;
+    }
 
     let ready: HashMap<&str, watch::Sender<bool>> = spec
         .containers
@@ -398,6 +410,60 @@ async fn exited_error(
     }
 }
 
+/// The label of sandbox images that link the emulator's sockets (`docker/images/sandbox`).
+const LABEL_SANDBOX_LINKS: &str = "cloudrun-emulator.sandbox-links";
+
+/// Whether the local sandbox image can link the emulator's sockets into a pod.
+async fn sandbox_links(engine: &Engine) -> bool {
+    engine
+        .docker
+        .inspect_image(SANDBOX_IMAGE)
+        .await
+        .ok()
+        .and_then(|image| image.config?.labels)
+        .is_some_and(|labels| labels.contains_key(LABEL_SANDBOX_LINKS))
+}
+
+/// How long the sandbox may take to link the emulator's sockets into the namespace.
+const LINKS_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Waits until the sandbox reports the emulator's sockets linked (it creates `ready` in the
+/// instance directory), so that no container starts before its metadata server answers.
+async fn links_ready(links: &HostLinks, pod: &str) -> Result<(), RuntimeError> {
+    let marker = links.instance_dir.join("ready");
+    let started = Instant::now();
+    while !marker.exists() {
+        if started.elapsed() > LINKS_DEADLINE {
+            return Err(RuntimeError::Timeout {
+                what: format!(
+                    "waiting for the sandbox of pod {pod} to link the metadata server and service URLs \
+                     (is {SANDBOX_IMAGE} up to date? docker/build-images.sh sandbox)"
+                ),
+                after: LINKS_DEADLINE,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Where the sandbox finds the pod's own sockets (`docker/images/sandbox/sandbox.sh`).
+const LINKS_INSTANCE_DIR: &str = "/run/cloudrun-emulator/instance";
+/// Where the sandbox finds one socket per service URL.
+const LINKS_SERVICES_DIR: &str = "/run/cloudrun-emulator/services";
+/// The metadata server's name and address inside a pod, as on Google Cloud.
+const METADATA_HOST: &str = "metadata.google.internal";
+const METADATA_IP: &str = "169.254.169.254";
+
+fn bind_mount(source: &std::path::Path, target: &str) -> Mount {
+    Mount {
+        target: Some(target.into()),
+        source: Some(source.to_string_lossy().into_owned()),
+        typ: Some(MountType::BIND),
+        ..Default::default()
+    }
+}
+
 /// Docker's name for a pod object.
 fn object_name(pod: &str, part: &str) -> String {
     format!("cre-{pod}-{part}")
@@ -449,6 +515,35 @@ async fn create_sandbox(engine: &Engine, spec: &PodSpec) -> Result<String, Runti
             (format!("{port}/tcp"), Some(vec![binding]))
         })
         .collect();
+    let mut extra_hosts: Vec<String> = spec
+        .containers
+        .iter()
+        .map(|c| format!("{}:127.0.0.1", c.name))
+        .collect();
+    let mut host_config = HostConfig {
+        init: Some(true),
+        port_bindings: Some(bindings),
+        ..Default::default()
+    };
+    let mut env = Vec::new();
+    if let Some(links) = &spec.host_links {
+        extra_hosts.push(format!("{METADATA_HOST}:{METADATA_IP}"));
+        // To add the metadata address to the namespace's loopback interface; the sandbox only.
+        host_config.cap_add = Some(vec!["NET_ADMIN".into()]);
+        host_config.mounts = Some(vec![
+            bind_mount(&links.instance_dir, LINKS_INSTANCE_DIR),
+            bind_mount(&links.services_dir, LINKS_SERVICES_DIR),
+        ]);
+        let own: BTreeSet<u16> = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().copied())
+            .chain(ports.iter().copied())
+            .collect();
+        let own: Vec<String> = own.iter().map(u16::to_string).collect();
+        env.push(format!("CLOUDRUN_EMULATOR_POD_PORTS={}", own.join(" ")));
+    }
+    host_config.extra_hosts = Some(extra_hosts);
     let body = ContainerCreateBody {
         image: Some(SANDBOX_IMAGE.into()),
         exposed_ports: Some(ports.iter().map(|p| format!("{p}/tcp")).collect()),
@@ -458,17 +553,8 @@ async fn create_sandbox(engine: &Engine, spec: &PodSpec) -> Result<String, Runti
             Kind::Sandbox,
             &spec.labels,
         )),
-        host_config: Some(HostConfig {
-            init: Some(true),
-            port_bindings: Some(bindings),
-            extra_hosts: Some(
-                spec.containers
-                    .iter()
-                    .map(|c| format!("{}:127.0.0.1", c.name))
-                    .collect(),
-            ),
-            ..Default::default()
-        }),
+        env: Some(env),
+        host_config: Some(host_config),
         ..Default::default()
     };
     let options = CreateContainerOptionsBuilder::new()

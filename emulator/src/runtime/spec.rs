@@ -1,6 +1,7 @@
 //! What a caller asks the runtime to run: plain structs, no Docker and no wire types.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::RuntimeError;
@@ -18,6 +19,20 @@ pub struct PodSpec {
     pub volumes: Vec<String>,
     /// Optional size caps of those volumes in bytes (`sizeLimit`), by volume name.
     pub volume_size_limits: BTreeMap<String, u64>,
+    /// The emulator's sockets the sandbox makes reachable inside the pod; `None`: none.
+    pub host_links: Option<HostLinks>,
+}
+
+/// Host directories of unix sockets that the pod's sandbox forwards into its network
+/// namespace, so the containers reach the emulator as Cloud Run containers reach Google: the
+/// metadata server at `metadata.google.internal` (169.254.169.254:80), and every service URL
+/// `http://127.0.0.1:PORT`. Needs an engine on this machine (bind mounts of unix sockets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLinks {
+    /// Holds `metadata.sock`, the pod's own metadata server.
+    pub instance_dir: PathBuf,
+    /// Holds `PORT.sock` for each service URL `http://127.0.0.1:PORT`, added as services come.
+    pub services_dir: PathBuf,
 }
 
 /// One container of a pod, with everything already resolved by the caller.

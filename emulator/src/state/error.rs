@@ -36,6 +36,9 @@ pub enum StateError {
     /// The durable journal could not be written; nothing was applied.
     #[error("the state could not be persisted: {0}")]
     Storage(#[from] io::Error),
+    /// A failure of the emulator itself (its signing key, say), not of the request.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl StateError {

@@ -10,6 +10,7 @@ mod journal;
 
 pub mod filter;
 pub mod iam;
+pub mod identity;
 pub mod locations;
 pub mod logs;
 pub mod operations;
@@ -44,6 +45,9 @@ struct Inner {
     operations: operations::Operations,
     logs: logs::LogStore,
     sql_operations: sql::SqlOperations,
+    /// The token issuer, made on first use from the stored signing key.
+    issuer: std::sync::OnceLock<Arc<identity::TokenIssuer>>,
+    issuer_init: Mutex<()>,
 }
 
 /// Everything that is persisted, as one serialisable value (the snapshot).
@@ -71,6 +75,9 @@ pub(crate) struct Data {
     /// Cloud SQL instances by `PROJECT/NAME`.
     #[serde(default)]
     sql_instances: BTreeMap<String, sql::SqlInstance>,
+    /// The token issuer's RSA key, PKCS#8 DER in base64.
+    #[serde(default)]
+    signing_key: Option<String>,
 }
 
 /// One durable change; a transaction is a list of them, journaled as one line.
@@ -122,6 +129,9 @@ pub(crate) enum Record {
     },
     DeleteSqlInstance {
         key: String,
+    },
+    PutSigningKey {
+        pkcs8: String,
     },
 }
 
@@ -191,6 +201,9 @@ impl Data {
             Record::DeleteSqlInstance { key } => {
                 self.sql_instances.remove(&key);
             }
+            Record::PutSigningKey { pkcs8 } => {
+                self.signing_key = Some(pkcs8);
+            }
         }
     }
 }
@@ -215,6 +228,8 @@ impl Store {
                 operations: operations::Operations::default(),
                 logs: logs::LogStore::default(),
                 sql_operations: sql::SqlOperations::default(),
+                issuer: std::sync::OnceLock::new(),
+                issuer_init: Mutex::new(()),
             }),
         }
     }

@@ -18,14 +18,19 @@
 //! Postgres image started with the docker CLI, revision start to first query through the Cloud
 //! SQL Auth Proxy stand-in, and the latency the stand-in adds per query.
 //!
+//! **Identity** (`--only identity`, see [`identity`]): minting ID tokens, and requests/s through
+//! the ingress of a private service (every request carrying an ID token) against a public one.
+//!
 //! Each section ends with PASS/MISS against its targets. Build and run with:
 //!
 //! ```text
 //! cargo build --release -p emulator
-//! target/release/bench [--only secrets|run|compose|sql|all] [--duration-secs 5] [--connections 32]
+//! target/release/bench [--only secrets|run|compose|sql|identity|all] [--duration-secs 5]
+//! [--connections 32]
 //! ```
 
 mod compose;
+mod identity;
 mod run;
 mod sql;
 
@@ -63,6 +68,8 @@ enum Only {
     Compose,
     /// Cloud SQL: create to first query against the docker CLI floor, proxy overhead.
     Sql,
+    /// Identity: ID token minting, and a private service's requests/s against a public one's.
+    Identity,
     /// Every section.
     All,
 }
@@ -181,11 +188,23 @@ fn sections(args: &Args) -> Result<()> {
         };
         sql::bench(&options, &emulator_exe)
     });
+    let identity = matches!(args.only, Only::Identity | Only::All).then(|| {
+        if args.only == Only::All {
+            println!();
+        }
+        let plan = LoadPlan {
+            connections: args.run_connections.max(1),
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(args.run_duration_secs.max(1)),
+        };
+        identity::bench(&plan, &emulator_exe)
+    });
     let failures: Vec<String> = [
         ("Secret Manager", secrets),
         ("Cloud Run", run),
         ("Compose", compose),
         ("Cloud SQL", sql),
+        ("Identity", identity),
     ]
     .into_iter()
     .filter_map(|(name, outcome)| Some(format!("{name} section: {}", outcome?.err()?)))
@@ -230,6 +249,7 @@ fn bench_secrets(args: &Args, emulator_exe: &Path) -> Result<()> {
         addr: emulator.addr,
         path: ACCESS_PATH.into(),
         expected: body.clone(),
+        authorization: None,
     };
     let emulator_load = runtime.block_on(run_load(&emulator_target, &load, emulator.pid()))?;
     let emulator = Figures {
@@ -499,7 +519,15 @@ async fn seed(addr: SocketAddr) -> Result<Bytes> {
     let mut last = Bytes::new();
     for (method, path, body) in steps {
         let mut sender = connect(addr).await?;
-        let answer = send(&mut sender, method.clone(), path, "127.0.0.1", body.into()).await?;
+        let answer = send(
+            &mut sender,
+            method.clone(),
+            path,
+            "127.0.0.1",
+            None,
+            body.into(),
+        )
+        .await?;
         if answer.status != StatusCode::OK {
             let text = String::from_utf8_lossy(&answer.body);
             let status = answer.status;
@@ -532,15 +560,19 @@ async fn send(
     method: Method,
     path: &str,
     host: &str,
+    authorization: Option<&str>,
     body: Bytes,
 ) -> Result<Answer> {
     sender.ready().await?;
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(path)
         .header(hyper::header::HOST, host)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))?;
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(authorization) = authorization {
+        request = request.header(hyper::header::AUTHORIZATION, authorization);
+    }
+    let request = request.body(Full::new(body))?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let closes = response
@@ -556,12 +588,14 @@ async fn send(
     })
 }
 
-/// Where the load generator sends `GET path`, and the body every answer must have.
+/// Where the load generator sends `GET path` (with this `Authorization` header, if any), and
+/// the body every answer must have.
 #[derive(Debug, Clone)]
 struct LoadTarget {
     addr: SocketAddr,
     path: String,
     expected: Bytes,
+    authorization: Option<String>,
 }
 
 #[derive(Debug)]
@@ -641,6 +675,7 @@ async fn run_load(target: &LoadTarget, plan: &LoadPlan, pid: u32) -> Result<Load
                     Method::GET,
                     &target.path,
                     "127.0.0.1",
+                    target.authorization.as_deref(),
                     Bytes::new(),
                 )
                 .await

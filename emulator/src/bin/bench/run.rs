@@ -32,12 +32,12 @@ use super::{
     run_load, send,
 };
 
-const PROJECT: &str = "bench-proj";
-const REGION: &str = "us-central1";
+pub(super) const PROJECT: &str = "bench-proj";
+pub(super) const REGION: &str = "us-central1";
 /// The region is read from the host name's prefix, as gcloud sends it.
-const RUN_HOST: &str = "us-central1-run.emulator";
+pub(super) const RUN_HOST: &str = "us-central1-run.emulator";
 const SANDBOX_IMAGE: &str = "cloudrun-emulator/sandbox:1";
-const TESTAPP_IMAGE: &str = "cloudrun-emulator/testapp:1";
+pub(super) const TESTAPP_IMAGE: &str = "cloudrun-emulator/testapp:1";
 /// On every container the floor starts, so that cleanup finds them.
 const BENCH_LABEL: &str = "cloudrun-emulator.bench=1";
 /// Label names set by the emulator's controller and runtime.
@@ -52,11 +52,11 @@ const READY_PATH: &str = "/proxy/5001/healthz";
 /// The fastest startup probe the API accepts: whole seconds, and timeout < period.
 const PROBE_TIMEOUT_SECS: u32 = 1;
 const PROBE_PERIOD_SECS: u32 = 2;
-const POLL_EVERY: Duration = Duration::from_millis(10);
-const DEPLOY_DEADLINE: Duration = Duration::from_secs(60);
+pub(super) const POLL_EVERY: Duration = Duration::from_millis(10);
+pub(super) const DEPLOY_DEADLINE: Duration = Duration::from_secs(60);
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// The ingress load test alternates direct and ingress in this many rounds.
-const LOAD_ROUNDS: u32 = 3;
+pub(super) const LOAD_ROUNDS: u32 = 3;
 
 const TARGET_RATIO: f64 = 1.3;
 const TARGET_DEPLOY_MS: f64 = 3000.0;
@@ -203,7 +203,7 @@ fn service_json(name: &str, probed: bool) -> Value {
     })
 }
 
-fn services_path() -> String {
+pub(super) fn services_path() -> String {
     format!("/apis/serving.knative.dev/v1/namespaces/{PROJECT}/services")
 }
 
@@ -287,7 +287,7 @@ async fn deploy_once(emulator: SocketAddr, name: &str, probed: bool) -> Result<S
 }
 
 /// Deletes every service of the bench's project, ignoring errors (cleanup).
-async fn delete_all(emulator: SocketAddr) {
+pub(super) async fn delete_all(emulator: SocketAddr) {
     let Ok(answer) = call(
         emulator,
         Method::GET,
@@ -422,6 +422,7 @@ async fn ingress_overhead(
         addr,
         path: "/healthz".into(),
         expected: Bytes::from_static(b"ok"),
+        authorization: None,
     };
     // Alternating short rounds, so that the machine's drift (other work on it) hits both alike.
     let round = LoadPlan {
@@ -458,7 +459,7 @@ async fn ingress_overhead(
 }
 
 /// One result from the rounds of one target, measured `total` in all.
-fn merge(rounds: Vec<LoadResult>, total: Duration) -> LoadResult {
+pub(super) fn merge(rounds: Vec<LoadResult>, total: Duration) -> LoadResult {
     let count = rounds.len().max(1) as f64;
     let mut merged = LoadResult {
         latencies_us: Vec::new(),
@@ -484,7 +485,7 @@ fn merge(rounds: Vec<LoadResult>, total: Duration) -> LoadResult {
 
 /// Polls `GET path` every [`POLL_EVERY`] until it answers 200, for at most [`DEPLOY_DEADLINE`]
 /// after `start`.
-async fn wait_for_200(addr: SocketAddr, path: &str, start: Instant) -> Result<()> {
+pub(super) async fn wait_for_200(addr: SocketAddr, path: &str, start: Instant) -> Result<()> {
     loop {
         let attempt = tokio::time::timeout(
             Duration::from_secs(2),
@@ -519,10 +520,10 @@ pub(super) async fn call(
     body: String,
 ) -> Result<super::Answer> {
     let mut sender: http1::SendRequest<Full<Bytes>> = connect(addr).await?;
-    send(&mut sender, method, path, host, Bytes::from(body)).await
+    send(&mut sender, method, path, host, None, Bytes::from(body)).await
 }
 
-fn expect_ok(what: &str, answer: &super::Answer) -> Result<()> {
+pub(super) fn expect_ok(what: &str, answer: &super::Answer) -> Result<()> {
     if answer.status == StatusCode::OK {
         return Ok(());
     }
@@ -591,7 +592,7 @@ async fn docker_times(labels: &[String], wall_start: SystemTime) -> Result<Docke
 }
 
 /// Builds (or finds up to date) the images the section runs.
-fn build_images() -> Result<()> {
+pub(super) fn build_images() -> Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/build-images.sh");
     let output = Command::new(script)
         .args(["sandbox", "testapp"])
@@ -658,7 +659,7 @@ fn remove_where(filters: &[String], keep: impl Fn(&str) -> bool) -> Result<usize
 
 /// Removes what is left of this bench once everything was stopped: the floor's containers and
 /// any container the emulator (by its pid in the owner label) did not remove on SIGTERM.
-fn leftovers(emulator_pid: u32) -> Result<usize> {
+pub(super) fn leftovers(emulator_pid: u32) -> Result<usize> {
     let floor = remove_bench_containers()?;
     let ours = |owner: &str| {
         let mut parts = owner.rsplit('-');
@@ -692,7 +693,7 @@ impl Drop for FloorCleanup {
 /// containers) when dropped.
 #[derive(Debug)]
 pub(crate) struct RunEmulator {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
     log: PathBuf,
 }
