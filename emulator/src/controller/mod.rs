@@ -10,6 +10,7 @@ mod docker;
 mod pods;
 
 pub use docker::Controller;
+pub use pods::HOST_ALIASES_ANNOTATION;
 
 use crate::state::Store;
 use crate::state::run::{RevisionState, Service, ServiceName};

@@ -465,6 +465,11 @@ async fn create_sandbox(engine: &Engine, spec: &PodSpec) -> Result<String, Runti
                 spec.containers
                     .iter()
                     .map(|c| format!("{}:127.0.0.1", c.name))
+                    .chain(
+                        spec.host_aliases
+                            .iter()
+                            .map(|(host, ip)| format!("{host}:{ip}")),
+                    )
                     .collect(),
             ),
             ..Default::default()
