@@ -2,7 +2,7 @@
 
 use emulator::Store;
 use emulator::state::filter::Filter;
-use emulator::state::logs::{LogEntry, Order, Payload};
+use emulator::state::logs::{LogEntry, Order, Payload, Severity};
 use emulator::state::page::PageRequest;
 
 /// The log entries of `service` in `project` as text, one line each, oldest first.
@@ -61,5 +61,8 @@ fn line(entry: &LogEntry) -> String {
         ),
         (None, None) => String::new(),
     };
-    format!("{time} {revision} {text}\n")
+    match entry.severity {
+        Severity::Default => format!("{time} {revision} {text}\n"),
+        severity => format!("{time} {revision} {} {text}\n", severity.as_str()),
+    }
 }

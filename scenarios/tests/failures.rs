@@ -1,5 +1,6 @@
 //! Failure scenarios a team rehearses before trusting a deploy: a rotated secret reaching the
-//! next revision, and a crashing sidecar that fails its revision while the last good one serves.
+//! next revision; a crashing sidecar that fails its revision while the last good one serves; a
+//! sidecar dying under a serving instance, reported and replaced.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -137,5 +138,62 @@ async fn a_crashing_sidecar_fails_its_revision_and_the_last_good_one_keeps_servi
         get(&stack, "sidecar-crash", "/proxy/5000/healthz").await,
         (200, "ok".to_string()),
         "and its own sidecar still answers"
+    );
+}
+
+/// The Docker id of one container of a revision's running instance, if there is one.
+fn container_id(revision: &str, container: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--filter"])
+        .arg(format!("label=cloudrun-emulator.revision={revision}"))
+        .arg("--filter")
+        .arg(format!("label=cloudrun-emulator.container={container}"))
+        .output()
+        .expect("docker ps runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn a_sidecar_dying_under_a_serving_instance_is_reported_and_the_instance_replaced() {
+    let stack = echo_stack("sidecar-dies", "hi")
+        .start()
+        .await
+        .expect("the echo stack starts");
+    let revision = stack.revision("sidecar-dies").expect("deployed");
+    let sidecar = container_id(&revision, "sidecar").expect("the sidecar runs");
+
+    let killed = Command::new("docker")
+        .args(["kill", &sidecar])
+        .output()
+        .expect("docker kill runs");
+    assert!(killed.status.success(), "{killed:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let replaced = container_id(&revision, "sidecar").is_some_and(|id| id != sidecar);
+        if replaced
+            && get(&stack, "sidecar-dies", "/proxy/5000/healthz").await == (200, "ok".to_string())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instance was not replaced within 60 s:\n{}",
+            stack.logs("sidecar-dies")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = stack.logs("sidecar-dies");
+    assert!(
+        logs.contains("ERROR Container \"sidecar\" exited with code 137."),
+        "the system log says which container died and how:\n{logs}"
+    );
+    assert_eq!(
+        get(&stack, "sidecar-dies", "/").await,
+        (200, format!("hello from {revision}")),
+        "the same revision serves again"
     );
 }
