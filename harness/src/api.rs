@@ -174,6 +174,11 @@ impl Api {
         let operation = self
             .call(Method::POST, &self.sql(path), None, Some(body))
             .await?;
+        self.wait_sql_operation(what, operation).await
+    }
+
+    /// Polls a Cloud SQL operation until `DONE`; its error, if any, becomes ours.
+    async fn wait_sql_operation(&self, what: &str, operation: Value) -> Result<(), HarnessError> {
         let name = operation["name"].as_str().unwrap_or_default().to_string();
         let deadline = tokio::time::Instant::now() + SQL_OPERATION_TIMEOUT;
         loop {
@@ -216,6 +221,26 @@ impl Api {
             "settings": {"tier": "db-f1-micro"},
         });
         self.sql_write(&format!("instances create {name}"), "/instances", &body)
+            .await
+    }
+
+    /// `gcloud sql instances patch NAME --activation-policy=POLICY`: `NEVER` stops the
+    /// instance's server, `ALWAYS` starts it again.
+    pub(crate) async fn set_activation_policy(
+        &self,
+        name: &str,
+        policy: &str,
+    ) -> Result<(), HarnessError> {
+        let body = json!({"settings": {"activationPolicy": policy}});
+        let operation = self
+            .call(
+                Method::PATCH,
+                &self.sql(&format!("/instances/{name}")),
+                None,
+                Some(&body),
+            )
+            .await?;
+        self.wait_sql_operation(&format!("instances patch {name}"), operation)
             .await
     }
 

@@ -63,11 +63,7 @@ impl SqlInstance {
         for (user, password) in &self.users {
             api.create_user(&self.name, user, password).await?;
         }
-        let instance = api.get_sql_instance(&self.name).await?;
-        let endpoint = Endpoint::of(&instance).ok_or_else(|| HarnessError::Sql {
-            what: format!("instances describe {}", self.name),
-            message: format!("the instance reports no host address: {instance}"),
-        })?;
+        let endpoint = Endpoint::read(api, &self.name).await?;
         if !self.fixtures.is_empty() {
             let (database, (user, password)) = self
                 .databases
@@ -101,6 +97,15 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// Where the instance `name` is now, as the emulator describes it.
+    pub(crate) async fn read(api: &Api, name: &str) -> Result<Endpoint, HarnessError> {
+        let instance = api.get_sql_instance(name).await?;
+        Endpoint::of(&instance).ok_or_else(|| HarnessError::Sql {
+            what: format!("instances describe {name}"),
+            message: format!("the instance reports no host address: {instance}"),
+        })
+    }
+
     /// Reads the host address the emulator reports for the instance (`emulatorAddress`, an
     /// emulator-only field beside Google's `ipAddresses`).
     fn of(instance: &Value) -> Option<Endpoint> {

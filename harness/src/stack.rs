@@ -349,6 +349,25 @@ impl RunningStack {
         Ok(name)
     }
 
+    /// Stops a Cloud SQL instance's server, as `gcloud sql instances patch NAME
+    /// --activation-policy=NEVER` does: the database goes away until
+    /// [`RunningStack::start_sql_instance`].
+    pub async fn stop_sql_instance(&mut self, instance: &str) -> Result<(), HarnessError> {
+        self.instance(instance)?;
+        self.api.set_activation_policy(instance, "NEVER").await
+    }
+
+    /// Starts a stopped instance again (`--activation-policy=ALWAYS`); returns once it serves.
+    pub async fn start_sql_instance(&mut self, instance: &str) -> Result<(), HarnessError> {
+        self.instance(instance)?;
+        self.api.set_activation_policy(instance, "ALWAYS").await?;
+        let endpoint = Endpoint::read(&self.api, instance).await?;
+        if let Some((_, known)) = self.sql.get_mut(instance) {
+            *known = endpoint;
+        }
+        Ok(())
+    }
+
     /// `PROJECT:REGION:INSTANCE`, what the Cloud SQL Auth Proxy is given.
     pub fn connection_name(&self, instance: &str) -> Result<String, HarnessError> {
         Ok(self.instance(instance)?.1.connection_name.clone())

@@ -59,3 +59,38 @@ async fn the_web_stack_serves_its_page_health_and_the_database_time() {
         "nginx logged the request:\n{logs}"
     );
 }
+
+#[tokio::test]
+async fn the_backend_answers_json_500_while_the_database_is_away_and_recovers() {
+    let mut stack = web_stack().start().await.expect("the web stack starts");
+    let data = stack.get("web", "/api/data").await.expect("answers");
+    assert_eq!(data.status(), 200);
+
+    stack
+        .stop_sql_instance("db")
+        .await
+        .expect("the instance stops");
+    let away = stack.get("web", "/api/data").await.expect("answers");
+    assert_eq!(away.status(), 500);
+    assert_eq!(away.headers()["content-type"], "application/json");
+    let away: Value = away.json().await.expect("a JSON error");
+    assert_eq!(away["error"], "database unavailable", "{away}");
+    let page = stack.get("web", "/").await.expect("answers");
+    assert_eq!(page.status(), 200, "the rest of the stack keeps serving");
+
+    stack
+        .start_sql_instance("db")
+        .await
+        .expect("the instance starts again");
+    let back = stack.get("web", "/api/data").await.expect("answers");
+    assert_eq!(
+        back.status(),
+        200,
+        "the next request reaches the database again"
+    );
+    let logs = stack.logs("web");
+    assert!(
+        logs.contains("ERROR") && logs.contains("database error"),
+        "the backend logged the outage:\n{logs}"
+    );
+}
