@@ -49,6 +49,20 @@ pub enum Command {
     Env,
     /// Print what a Cloud Run service's containers wrote, oldest first (asks a running emulator).
     Logs(LogsArgs),
+    /// Run scenario files (YAML stacks and steps), each on an emulator of its own; runs the
+    /// `cloudrun-emulator-test` program of the harness crate.
+    Test(TestArgs),
+}
+
+/// The scenario files `cloudrun-emulator test` runs.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Scenario files.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Also write a JUnit XML report to this path.
+    #[arg(long)]
+    pub junit: Option<std::path::PathBuf>,
 }
 
 /// Which logs `cloudrun-emulator logs` prints.

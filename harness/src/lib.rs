@@ -6,6 +6,8 @@
 //!   client, Postgres clients, secret values and logs, and removes everything when dropped,
 //!   printing the logs first when the test panicked. Third-party HTTP APIs are wiremock servers
 //!   ([`Stack::http_stub`]) that the containers reach at the host name the app is configured with.
+//! - [`Scenario`] runs a scenario file (a stack and HTTP, SQL and fault steps in YAML), as
+//!   `cloudrun-emulator test` does, with a [`ScenarioReport`] and [`junit_xml`] for CI.
 //! - [`Emulator`] starts the emulator in-process on a free loopback port (in memory, or on a data
 //!   directory) and stops it when dropped, also when the test panics.
 //! - [`Gcloud`] runs the real `gcloud` CLI with an isolated configuration pointed at an emulator,
@@ -39,7 +41,9 @@ mod emulator;
 mod error;
 mod gcloud;
 mod images;
+mod junit;
 mod logs;
+mod scenario;
 mod service;
 mod sql;
 mod stack;
@@ -49,6 +53,8 @@ pub use emulator::{Emulator, EmulatorBuilder};
 pub use error::HarnessError;
 pub use gcloud::{Gcloud, GcloudCommand, GcloudOutput};
 pub use images::{build_image, ensure_images};
+pub use junit::junit_xml;
+pub use scenario::{Progress, Scenario, ScenarioReport, StepReport};
 pub use service::CloudRunService;
 pub use sql::SqlInstance;
 pub use stack::{RunningStack, Stack, Timings};

@@ -413,6 +413,14 @@ impl RunningStack {
         service_logs(self.emulator.store(), &self.api.project, service)
     }
 
+    /// The logs of every service of the stack, service by service.
+    pub fn all_logs(&self) -> String {
+        self.services
+            .keys()
+            .map(|name| format!("--- logs of service {name} ---\n{}", self.logs(name)))
+            .collect()
+    }
+
     /// The emulator the stack runs on, e.g. for its [`Gcloud`](crate::Gcloud).
     pub fn emulator(&self) -> &Emulator {
         &self.emulator
