@@ -170,3 +170,45 @@ spec:
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.expect("body"), "{\"available\":42}");
 }
+
+#[tokio::test]
+async fn two_stacks_with_the_same_names_run_side_by_side_without_seeing_each_other() {
+    let dir = service_file();
+    let (first, second) = tokio::join!(
+        Stack::new()
+            .image("testapp")
+            .secret("greeting", "from the first")
+            .service(
+                CloudRunService::from_yaml(dir.path().join("service.yaml"))
+                    .var("NAME", "twin")
+                    .allow_unauthenticated()
+            )
+            .start(),
+        Stack::new()
+            .image("testapp")
+            .secret("greeting", "from the second")
+            .service(
+                CloudRunService::from_yaml(dir.path().join("service.yaml"))
+                    .var("NAME", "twin")
+                    .allow_unauthenticated()
+            )
+            .start(),
+    );
+    let (first, second) = (first.expect("first starts"), second.expect("second starts"));
+    assert_ne!(
+        first.url("twin").expect("url"),
+        second.url("twin").expect("url")
+    );
+    for (stack, greeting) in [(&first, "from the first"), (&second, "from the second")] {
+        let answer = stack.get("twin", "/env/GREETING").await.expect("answers");
+        assert_eq!(answer.text().await.expect("body"), greeting);
+    }
+    let second_revision = second.revision("twin").expect("deployed");
+    drop(first);
+    let answer = second.get("twin", "/").await.expect("answers");
+    assert_eq!(
+        answer.text().await.expect("body"),
+        format!("hello from {second_revision}"),
+        "removing one stack leaves the other running"
+    );
+}
