@@ -1,7 +1,7 @@
 //! The scenarios benchmark: the web stack end to end, split into its parts.
 //!
 //! ```sh
-//! cargo run --release -p scenarios --bin bench -- [--runs N]
+//! cargo run --release -p scenarios --bin bench -- [--runs N] [--only web-stack|echo]
 //! ```
 //!
 //! Each run starts the web stack (images already built: a first, unmeasured run builds them),
@@ -11,11 +11,19 @@
 //! teardown, the end-to-end total, and the harness's own share (emulator start, secrets and
 //! sequencing: the total less images or Cloud SQL, whichever ran longer, deploy, first 200 and
 //! teardown). Targets: end to end under 10 s, harness share under 10%, a fresh database under
-//! 100 ms.
+//! 100 ms. `--only echo` times the two-container echo stack instead (no Cloud SQL), the floor
+//! of what the harness and a deploy cost.
 
 use std::time::{Duration, Instant};
 
-use scenarios::web_stack;
+use scenarios::{echo_stack, web_stack};
+
+/// Which stack a run starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Which {
+    WebStack,
+    Echo,
+}
 
 /// The parts of one run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,24 +48,31 @@ impl Run {
     }
 }
 
-async fn one_run() -> Result<Run, String> {
+async fn one_run(which: Which) -> Result<Run, String> {
     let began = Instant::now();
-    let stack = web_stack().start().await.map_err(|e| e.to_string())?;
+    let (stack, service, path) = match which {
+        Which::WebStack => (web_stack(), "web", "/api/data"),
+        Which::Echo => (
+            echo_stack("bench-echo", "hello"),
+            "bench-echo",
+            "/env/GREETING",
+        ),
+    };
+    let stack = stack.start().await.map_err(|e| e.to_string())?;
     let timings = stack.timings();
     let asked = Instant::now();
-    let response = stack
-        .get("web", "/api/data")
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = stack.get(service, path).await.map_err(|e| e.to_string())?;
     if response.status() != 200 {
-        return Err(format!("/api/data answered {}", response.status()));
+        return Err(format!("{path} answered {}", response.status()));
     }
     let first_200 = asked.elapsed();
     let copying = Instant::now();
-    stack
-        .fresh_database("db", "app", "app")
-        .await
-        .map_err(|e| e.to_string())?;
+    if which == Which::WebStack {
+        stack
+            .fresh_database("db", "app", "app")
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let fresh_database = copying.elapsed();
     let stopping = Instant::now();
     drop(stack);
@@ -91,6 +106,7 @@ fn verdict(pass: bool) -> &'static str {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mut runs = 3usize;
+    let mut which = Which::WebStack;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => {
@@ -103,20 +119,32 @@ async fn main() {
                         std::process::exit(2)
                     })
             }
+            "--only" => {
+                which = match args.next().as_deref() {
+                    Some("web-stack") => Which::WebStack,
+                    Some("echo") => Which::Echo,
+                    _ => {
+                        eprintln!("--only takes web-stack or echo");
+                        std::process::exit(2)
+                    }
+                }
+            }
             other => {
-                eprintln!("unknown argument {other}; usage: bench [--runs N]");
+                eprintln!(
+                    "unknown argument {other}; usage: bench [--runs N] [--only web-stack|echo]"
+                );
                 std::process::exit(2);
             }
         }
     }
-    println!("web stack: warming up (builds the images if needed)");
-    if let Err(error) = one_run().await {
+    println!("{which:?}: warming up (builds the images if needed)");
+    if let Err(error) = one_run(which).await {
         eprintln!("the web stack did not start: {error}");
         std::process::exit(1);
     }
     let mut measured = Vec::new();
     for i in 1..=runs {
-        match one_run().await {
+        match one_run(which).await {
             Ok(run) => {
                 println!(
                     "run {i}: images {}, Cloud SQL ready {}, deploy {}, first 200 {}, fresh database {}, teardown {}, total {} (harness {})",
@@ -160,9 +188,11 @@ async fn main() {
         ms(harness),
         share * 100.0
     );
-    println!(
-        "{} fresh database from a template {} (target < 100 ms)",
-        verdict(fresh < Duration::from_millis(100)),
-        ms(fresh)
-    );
+    if which == Which::WebStack {
+        println!(
+            "{} fresh database from a template {} (target < 100 ms)",
+            verdict(fresh < Duration::from_millis(100)),
+            ms(fresh)
+        );
+    }
 }
