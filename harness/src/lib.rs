@@ -43,6 +43,7 @@ mod gcloud;
 mod images;
 mod junit;
 mod logs;
+mod pubsub;
 mod scenario;
 mod service;
 mod sql;

@@ -15,6 +15,7 @@ use crate::emulator::Emulator;
 use crate::error::HarnessError;
 use crate::images::{build_image, ensure_images};
 use crate::logs::service_logs;
+use crate::pubsub::{self, PubSub};
 use crate::service::{CloudRunService, DEFAULT_REGION, name_and_region};
 use crate::sql::{Endpoint, SqlInstance};
 use crate::stubs;
@@ -60,6 +61,7 @@ pub struct Stack {
     sql: Vec<SqlInstance>,
     services: Vec<CloudRunService>,
     stubs: Vec<String>,
+    pubsub: bool,
     deploy_timeout: Duration,
 }
 
@@ -81,6 +83,7 @@ impl Stack {
             sql: Vec::new(),
             services: Vec::new(),
             stubs: Vec::new(),
+            pubsub: false,
             deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
         }
     }
@@ -150,6 +153,14 @@ impl Stack {
         self
     }
 
+    /// A Pub/Sub emulator (the Google Cloud SDK's), started beside the stack: every container
+    /// gets `PUBSUB_EMULATOR_HOST`, which Google's client libraries follow, and
+    /// [`RunningStack::pubsub_host`] tells the test where it is.
+    pub fn pubsub(mut self) -> Self {
+        self.pubsub = true;
+        self
+    }
+
     /// How long each deploy may take to become ready (default 240 s).
     pub fn deploy_timeout(mut self, timeout: Duration) -> Self {
         self.deploy_timeout = timeout;
@@ -200,9 +211,17 @@ impl Stack {
             Ok::<_, HarnessError>((sql, sql_began.elapsed()))
         })?;
         let (sql, sql_elapsed) = sql;
+        let gateway = if self.stubs.is_empty() && !self.pubsub {
+            None
+        } else {
+            Some(stubs::bridge_gateway()?)
+        };
+        let pubsub = match gateway.filter(|_| self.pubsub) {
+            Some(gateway) => Some(pubsub::start(gateway).await?),
+            None => None,
+        };
         let mut stubs = BTreeMap::new();
-        if !self.stubs.is_empty() {
-            let gateway = stubs::bridge_gateway()?;
+        if let Some(gateway) = gateway.filter(|_| !self.stubs.is_empty()) {
             for host in &self.stubs {
                 stubs.insert(host.clone(), (gateway, stubs::start(gateway).await?));
             }
@@ -220,6 +239,7 @@ impl Stack {
             secrets,
             sql: sql.into_iter().collect(),
             stubs,
+            pubsub,
             timings: Timings {
                 images: images_elapsed,
                 sql: sql_elapsed,
@@ -272,6 +292,7 @@ pub struct RunningStack {
     sql: BTreeMap<String, (SqlInstance, Endpoint)>,
     /// Stubbed host name → (the address containers reach it at, its server).
     stubs: BTreeMap<String, (IpAddr, MockServer)>,
+    pubsub: Option<PubSub>,
     timings: Timings,
     emulator: Emulator,
 }
@@ -408,6 +429,17 @@ impl RunningStack {
             })
     }
 
+    /// `HOST:PORT` of the stack's Pub/Sub emulator (what `PUBSUB_EMULATOR_HOST` holds).
+    pub fn pubsub_host(&self) -> Result<String, HarnessError> {
+        self.pubsub
+            .as_ref()
+            .map(|p| p.addr.to_string())
+            .ok_or_else(|| HarnessError::NotInStack {
+                kind: "Pub/Sub emulator",
+                name: "pubsub".into(),
+            })
+    }
+
     /// Every log line of a service's containers and requests, oldest first.
     pub fn logs(&self, service: &str) -> String {
         service_logs(self.emulator.store(), &self.api.project, service)
@@ -471,6 +503,21 @@ impl RunningStack {
         if new_nonce {
             rendered["spec"]["template"]["metadata"]["labels"]["client.knative.dev/nonce"] =
                 Value::String(nonce());
+        }
+        if let Some(pubsub) = &self.pubsub
+            && let Some(containers) =
+                rendered["spec"]["template"]["spec"]["containers"].as_array_mut()
+        {
+            for container in containers {
+                let variable = serde_json::json!({
+                    "name": "PUBSUB_EMULATOR_HOST",
+                    "value": pubsub.addr.to_string(),
+                });
+                match container["env"].as_array_mut() {
+                    Some(env) => env.push(variable),
+                    None => container["env"] = Value::Array(vec![variable]),
+                }
+            }
         }
         let (name, region) = name_and_region(&rendered);
         let answer = self.api.replace_service(&region, &rendered).await?;

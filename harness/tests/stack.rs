@@ -212,3 +212,66 @@ async fn two_stacks_with_the_same_names_run_side_by_side_without_seeing_each_oth
         "removing one stack leaves the other running"
     );
 }
+
+#[tokio::test]
+async fn containers_reach_the_stack_s_pub_sub_emulator_through_pubsub_emulator_host() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(
+        dir.path().join("service.yaml"),
+        r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: publisher
+spec:
+  template:
+    spec:
+      containers:
+      - image: cloudrun-emulator/testapp:1
+"#,
+    )
+    .expect("written");
+    let stack = Stack::new()
+        .project("events-proj")
+        .image("testapp")
+        .pubsub()
+        .service(
+            CloudRunService::from_yaml(dir.path().join("service.yaml")).allow_unauthenticated(),
+        )
+        .start()
+        .await
+        .expect("starts");
+    let host = stack.pubsub_host().expect("declared");
+    let created = stack
+        .http()
+        .put(format!(
+            "http://{host}/v1/projects/events-proj/topics/orders"
+        ))
+        .send()
+        .await
+        .expect("the test reaches the emulator");
+    assert_eq!(created.status(), 200);
+
+    let seen = stack
+        .get("publisher", "/env/PUBSUB_EMULATOR_HOST")
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(seen, host, "every container is told where the emulator is");
+    let topics = stack
+        .get(
+            "publisher",
+            &format!("/proxy/{host}/v1/projects/events-proj/topics"),
+        )
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        topics.contains("projects/events-proj/topics/orders"),
+        "the container reaches the same emulator: {topics}"
+    );
+}
