@@ -56,6 +56,9 @@ pub enum HarnessError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A dependency container (Redis) could not be started or inspected.
+    #[error("{what} failed: {message}")]
+    Dependency { what: String, message: String },
     /// Something awaited did not happen before its deadline.
     #[error("timed out after {after:?} {what}")]
     Timeout { what: String, after: Duration },

@@ -44,6 +44,7 @@ mod images;
 mod junit;
 mod logs;
 mod pubsub;
+mod redis;
 mod scenario;
 mod service;
 mod sql;

@@ -16,6 +16,7 @@ use crate::error::HarnessError;
 use crate::images::{build_image, ensure_images};
 use crate::logs::service_logs;
 use crate::pubsub::{self, PubSub};
+use crate::redis::{self, Redis};
 use crate::service::{CloudRunService, DEFAULT_REGION, name_and_region};
 use crate::sql::{Endpoint, SqlInstance};
 use crate::stubs;
@@ -62,6 +63,7 @@ pub struct Stack {
     services: Vec<CloudRunService>,
     stubs: Vec<String>,
     pubsub: bool,
+    redis: Vec<String>,
     deploy_timeout: Duration,
 }
 
@@ -84,6 +86,7 @@ impl Stack {
             services: Vec::new(),
             stubs: Vec::new(),
             pubsub: false,
+            redis: Vec::new(),
             deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
         }
     }
@@ -161,6 +164,14 @@ impl Stack {
         self
     }
 
+    /// A Redis instance (a real `redis-server` standing in for Memorystore): service files get
+    /// `${REDIS_NAME_HOST}` and `${REDIS_NAME_PORT}` (the name in capitals) as an app on Cloud
+    /// Run gets them from Memorystore, and [`RunningStack::redis_url`] gives the test its URL.
+    pub fn redis(mut self, name: impl Into<String>) -> Self {
+        self.redis.push(name.into());
+        self
+    }
+
     /// How long each deploy may take to become ready (default 240 s).
     pub fn deploy_timeout(mut self, timeout: Duration) -> Self {
         self.deploy_timeout = timeout;
@@ -173,7 +184,10 @@ impl Stack {
     pub async fn start(self) -> Result<RunningStack, HarnessError> {
         let began = Instant::now();
         let images = {
-            let names = self.images.clone();
+            let mut names = self.images.clone();
+            if !self.redis.is_empty() {
+                names.push("redis".into());
+            }
             let builds = self.builds.clone();
             tokio::task::spawn_blocking(move || {
                 let began = Instant::now();
@@ -230,6 +244,13 @@ impl Stack {
             names: "(all)".into(),
             output: e.to_string(),
         })??;
+        let owner = emulator.owner().unwrap_or("harness").to_string();
+        let redis: BTreeMap<String, Redis> = try_join_all(self.redis.iter().map(|name| async {
+            Ok::<_, HarnessError>((name.clone(), redis::start(name, &owner).await?))
+        }))
+        .await?
+        .into_iter()
+        .collect();
         let mut stack = RunningStack {
             api,
             http: reqwest::Client::new(),
@@ -240,6 +261,7 @@ impl Stack {
             sql: sql.into_iter().collect(),
             stubs,
             pubsub,
+            redis,
             timings: Timings {
                 images: images_elapsed,
                 sql: sql_elapsed,
@@ -293,6 +315,7 @@ pub struct RunningStack {
     /// Stubbed host name → (the address containers reach it at, its server).
     stubs: BTreeMap<String, (IpAddr, MockServer)>,
     pubsub: Option<PubSub>,
+    redis: BTreeMap<String, Redis>,
     timings: Timings,
     emulator: Emulator,
 }
@@ -440,6 +463,17 @@ impl RunningStack {
             })
     }
 
+    /// `redis://127.0.0.1:PORT`, where the test reaches a Redis instance of the stack.
+    pub fn redis_url(&self, name: &str) -> Result<String, HarnessError> {
+        self.redis
+            .get(name)
+            .map(|r| format!("redis://127.0.0.1:{}", r.host_port))
+            .ok_or_else(|| HarnessError::NotInStack {
+                kind: "Redis instance",
+                name: name.to_string(),
+            })
+    }
+
     /// Every log line of a service's containers and requests, oldest first.
     pub fn logs(&self, service: &str) -> String {
         service_logs(self.emulator.store(), &self.api.project, service)
@@ -486,6 +520,11 @@ impl RunningStack {
             ("PROJECT".to_string(), self.api.project.clone()),
             ("REGION".to_string(), self.region.clone()),
         ]);
+        for (name, redis) in &self.redis {
+            let prefix = redis::variable(name);
+            defaults.insert(format!("{prefix}_HOST"), redis.ip.to_string());
+            defaults.insert(format!("{prefix}_PORT"), redis::PORT.to_string());
+        }
         for (host, (_, server)) in &self.stubs {
             let port = server.address().port();
             defaults.insert(stubs::variable(host), format!("http://{host}:{port}"));

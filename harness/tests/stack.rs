@@ -275,3 +275,58 @@ spec:
         "the container reaches the same emulator: {topics}"
     );
 }
+
+#[tokio::test]
+async fn a_stack_s_redis_answers_the_test_and_its_address_reaches_the_services() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(
+        dir.path().join("service.yaml"),
+        r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: cached
+spec:
+  template:
+    spec:
+      containers:
+      - image: cloudrun-emulator/testapp:1
+        env:
+        - name: REDIS_ADDR
+          value: ${REDIS_SESSION_CACHE_HOST}:${REDIS_SESSION_CACHE_PORT}
+"#,
+    )
+    .expect("written");
+    let stack = Stack::new()
+        .image("testapp")
+        .redis("session-cache")
+        .service(
+            CloudRunService::from_yaml(dir.path().join("service.yaml")).allow_unauthenticated(),
+        )
+        .start()
+        .await
+        .expect("starts");
+
+    let url = stack.redis_url("session-cache").expect("declared");
+    let mut redis = tokio::net::TcpStream::connect(url.trim_start_matches("redis://"))
+        .await
+        .expect("the test reaches Redis");
+    redis.write_all(b"PING\r\n").await.expect("sent");
+    let mut answer = [0u8; 7];
+    redis.read_exact(&mut answer).await.expect("answered");
+    assert_eq!(&answer, b"+PONG\r\n");
+
+    let configured = stack
+        .get("cached", "/env/REDIS_ADDR")
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        configured.ends_with(":6379") && !configured.starts_with("127."),
+        "the service is given Redis's address on the Docker network: {configured}"
+    );
+}
