@@ -15,6 +15,7 @@ pub const ENDPOINT_OVERRIDES: &[&str] = &[
     "logging",
     "secretmanager",
     "serviceusage",
+    "sql",
 ];
 
 /// gcloud's Cloud Run endpoint: gcloud prefixes the host with the region (`us-central1-run.emulator`)

@@ -3,7 +3,7 @@
 //! The crate is laid out the way a request travels:
 //! - [`server`] owns the listener and merges one router per Google API surface:
 //!   [`secretmanager`], [`run`] (v1 Knative), [`run_v2`], [`logging`], [`serviceusage`],
-//!   [`artifactregistry`], [`compute`]. Those modules are the wire: routes, JSON messages, and
+//!   [`artifactregistry`], [`compute`], [`sqladmin`] (Cloud SQL). Those modules are the wire: routes, JSON messages, and
 //!   the mapping of input to state calls.
 //! - [`state`] holds every resource and every rule (validation, revisions, state transitions,
 //!   etags, IAM), in memory or journaled to a data directory; it knows nothing of HTTP or Docker.
@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod secretmanager;
 pub mod server;
 pub mod serviceusage;
+pub mod sqladmin;
 pub mod state;
 pub mod wire;
 

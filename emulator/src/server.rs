@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::run as cloud_run;
 
 use crate::state::Store;
-use crate::{artifactregistry, compute, logging, run_v2, secretmanager, serviceusage};
+use crate::{artifactregistry, compute, logging, run_v2, secretmanager, serviceusage, sqladmin};
 
 /// What every handler can reach: the state store, the controller and the emulator's settings.
 #[derive(Clone, Debug)]
@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(logging::router())
         .merge(cloud_run::router())
         .merge(run_v2::router())
+        .merge(sqladmin::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_method)
         .layer(middleware::from_fn_with_state(state.clone(), trace_request))

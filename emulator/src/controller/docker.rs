@@ -44,6 +44,8 @@ struct Inner {
     in_flight: parking_lot::Mutex<HashMap<ServiceName, Vec<tokio::task::AbortHandle>>>,
     /// The revision each running pod belongs to, for its log entries.
     owners: Arc<parking_lot::Mutex<HashMap<String, RunResource>>>,
+    /// The Cloud SQL instances' servers.
+    sql: super::sql::SqlController,
 }
 
 impl Controller {
@@ -77,6 +79,7 @@ impl Controller {
             Ok(n) => tracing::info!(objects = n, "removed containers a crashed emulator left"),
             Err(error) => tracing::warn!(%error, "reaping leftovers failed"),
         }
+        let sql = super::sql::SqlController::new(store.clone(), runtime.clone());
         let controller = Controller {
             inner: Arc::new(Inner {
                 store: store.clone(),
@@ -90,8 +93,10 @@ impl Controller {
                 tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
                 in_flight: parking_lot::Mutex::default(),
                 owners,
+                sql,
             }),
         };
+        controller.inner.sql.boot();
         for service in store.all_services() {
             controller.service_changed(service);
         }
@@ -108,6 +113,7 @@ impl Controller {
     pub async fn shutdown(&self) {
         self.close();
         self.inner.pods.lock().await.clear();
+        self.inner.sql.shutdown().await;
         // A second pass catches a container whose create was already on its way to Docker.
         for _ in 0..2 {
             if let Err(error) = self.inner.runtime.remove_all().await {
@@ -124,6 +130,7 @@ impl Controller {
             .closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.inner.tasks.lock().abort_all();
+        self.inner.sql.close();
     }
 
     fn closing(&self) -> bool {
@@ -306,7 +313,11 @@ impl Controller {
             return;
         }
         let inner = &self.inner;
-        let outcome = match pods::pod_spec(&inner.store, revision, project_id, inner.strict_iam) {
+        let outcome = match pods::pod_spec(&inner.store, revision, project_id, inner.strict_iam)
+            .and_then(|mut spec| {
+                super::cloudsql::attach(&mut spec, revision, &inner.sql.targets())?;
+                Ok(spec)
+            }) {
             Err(failure) => Err(failure),
             Ok(spec) => {
                 inner.owners.lock().insert(
@@ -492,5 +503,9 @@ impl Reconcile for Controller {
             handle.abort();
         }
         Box::pin(async move { self.reconcile(service.name).await })
+    }
+
+    fn sql_instance_changed(&self, instance: String) {
+        self.inner.sql.changed(instance);
     }
 }

@@ -1,16 +1,21 @@
 //! The controller: makes the containers match the Cloud Run state. The API layer tells it what
 //! changed; it starts and stops revision instances through the runtime, points the ingress at
-//! them, and records each revision's outcome back in the state store.
+//! them, and records each revision's outcome back in the state store. It also runs Cloud SQL
+//! instances as Postgres servers (`sql`) and gives revisions the Cloud SQL Auth Proxy and
+//! `/cloudsql` sockets that reach them (`cloudsql`).
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 
+mod cloudsql;
 mod docker;
 mod pods;
+mod sql;
 
 pub use docker::Controller;
 pub use pods::HOST_ALIASES_ANNOTATION;
+pub use sql::{LABEL_SQL_INSTANCE, POSTGRES_IMAGES, SqlController};
 
 use crate::state::Store;
 use crate::state::run::{RevisionState, Service, ServiceName};
@@ -23,6 +28,10 @@ pub trait Reconcile: Send + Sync + Debug {
 
     /// A service was deleted: resolves once its instances and its URL are gone.
     fn service_deleted(&self, service: Service) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    /// A Cloud SQL instance (`PROJECT/NAME`) has queued operations: carry them out (returns at
+    /// once; the operations turn `DONE` when finished).
+    fn sql_instance_changed(&self, instance: String);
 }
 
 /// The reconciler of an emulator without a container engine: revisions fail with the reason.
@@ -69,6 +78,35 @@ impl Reconcile for Detached {
 
     fn service_deleted(&self, _service: Service) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async {})
+    }
+
+    fn sql_instance_changed(&self, instance: String) {
+        let error = crate::state::sql::OperationError {
+            code: "INTERNAL_ERROR".into(),
+            message: format!(
+                "No container runtime is attached to this emulator: {}",
+                self.reason
+            ),
+        };
+        let deleting = self
+            .store
+            .sql_instance_by_key(&instance)
+            .is_some_and(|i| i.state == crate::state::sql::InstanceState::PendingDelete);
+        for operation in self.store.pending_sql_operations(&instance) {
+            let deleted = deleting
+                && operation.action == crate::state::sql::SqlAction::DeleteInstance
+                && self.store.remove_sql_instance(&instance).is_ok();
+            self.store
+                .finish_sql_operation(&operation.id, (!deleted).then(|| error.clone()));
+        }
+        let failed = self.store.update_sql_instance(&instance, |i| {
+            if i.state == crate::state::sql::InstanceState::PendingCreate {
+                i.state = crate::state::sql::InstanceState::Failed;
+            }
+        });
+        if let Err(error) = failed {
+            tracing::warn!(%error, "recording an instance failure failed");
+        }
     }
 }
 

@@ -10,7 +10,8 @@ pub const LABEL_MANAGED: &str = "cloudrun-emulator";
 pub const LABEL_OWNER: &str = "cloudrun-emulator.owner";
 /// Names the pod the object belongs to.
 pub const LABEL_POD: &str = "cloudrun-emulator.pod";
-/// What the object is: `sandbox`, `pod-member` or `volume`.
+/// What the object is: `sandbox`, `pod-member`, `volume`, `database` (a Cloud SQL server) or
+/// `database-volume` (its data, kept across emulator runs).
 pub const LABEL_KIND: &str = "cloudrun-emulator.kind";
 /// On pod members: the container name from the spec.
 pub const LABEL_CONTAINER: &str = "cloudrun-emulator.container";
@@ -21,16 +22,18 @@ pub(crate) enum Kind {
     Sandbox,
     PodMember,
     Volume,
+    Database,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 3] = [Kind::Sandbox, Kind::PodMember, Kind::Volume];
+    pub(crate) const ALL: [Kind; 4] = [Kind::Sandbox, Kind::PodMember, Kind::Volume, Kind::Database];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Sandbox => "sandbox",
             Kind::PodMember => "pod-member",
             Kind::Volume => "volume",
+            Kind::Database => "database",
         }
     }
 }

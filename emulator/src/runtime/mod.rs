@@ -8,7 +8,7 @@
 //!
 //! Files, one concern each: `pod` starts (dependency order, startup probes) and stops pods;
 //! `probes` runs TCP, HTTP and gRPC health probes against published ports; `monitor` watches container exits; `logs` delivers every output line to the caller's
-//! [`LogSink`]; `images` resolves references; `files` places secret files; `labels` and
+//! [`LogSink`]; `images` resolves references; `files` places secret files; `database` runs Cloud SQL servers; `labels` and
 //! `cleanup` mark, remove and reap objects; `spec` and `error` are the types above.
 //!
 //! A pod that fails after it was ready is reported through its status: [`Pod::status`] is a
@@ -18,6 +18,7 @@
 //! [`Runtime::remove_all`].
 
 mod cleanup;
+mod database;
 mod error;
 mod files;
 mod grpc_health;
@@ -33,6 +34,7 @@ use bollard::{ClientVersion, Docker};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use database::{DatabaseServer, DatabaseSpec};
 pub use error::RuntimeError;
 /// The check behind gRPC probes; public so tests can run it against a real gRPC server.
 pub use grpc_health::check_grpc_health;

@@ -23,6 +23,13 @@ pub enum StateError {
     /// An etag did not match: a concurrent change won.
     #[error("{0}")]
     Aborted(String),
+    /// The resource does not exist, in the API's own words (e.g. Cloud SQL's
+    /// `The Cloud SQL instance does not exist.`).
+    #[error("{0}")]
+    Missing(String),
+    /// The resource conflicts with an existing one, in the API's own words.
+    #[error("{0}")]
+    Conflict(String),
     /// The caller lacks a permission.
     #[error("{0}")]
     PermissionDenied(String),

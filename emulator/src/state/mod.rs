@@ -19,6 +19,7 @@ pub mod repositories;
 pub mod run;
 pub mod secrets;
 pub mod services;
+pub mod sql;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,6 +43,7 @@ struct Inner {
     journal: Option<Mutex<Journal>>,
     operations: operations::Operations,
     logs: logs::LogStore,
+    sql_operations: sql::SqlOperations,
 }
 
 /// Everything that is persisted, as one serialisable value (the snapshot).
@@ -66,6 +68,9 @@ pub(crate) struct Data {
     /// Cloud Run revisions by `projects/N/locations/R/revisions/NAME`.
     #[serde(default)]
     revisions: BTreeMap<String, run::Revision>,
+    /// Cloud SQL instances by `PROJECT/NAME`.
+    #[serde(default)]
+    sql_instances: BTreeMap<String, sql::SqlInstance>,
 }
 
 /// One durable change; a transaction is a list of them, journaled as one line.
@@ -110,6 +115,12 @@ pub(crate) enum Record {
         revision: run::Revision,
     },
     DeleteRevision {
+        key: String,
+    },
+    PutSqlInstance {
+        instance: sql::SqlInstance,
+    },
+    DeleteSqlInstance {
         key: String,
     },
 }
@@ -174,6 +185,12 @@ impl Data {
             Record::DeleteRevision { key } => {
                 self.revisions.remove(&key);
             }
+            Record::PutSqlInstance { instance } => {
+                self.sql_instances.insert(instance.key(), instance);
+            }
+            Record::DeleteSqlInstance { key } => {
+                self.sql_instances.remove(&key);
+            }
         }
     }
 }
@@ -197,6 +214,7 @@ impl Store {
                 journal: journal.map(Mutex::new),
                 operations: operations::Operations::default(),
                 logs: logs::LogStore::default(),
+                sql_operations: sql::SqlOperations::default(),
             }),
         }
     }

@@ -11,14 +11,19 @@
 //! 200 against the same containers started with the docker CLI, delete time, and the latency the
 //! ingress adds in front of the instance.
 //!
+//! **Cloud SQL** (`--only sql`, see [`sql`]): instance create to first query against the same
+//! Postgres image started with the docker CLI, revision start to first query through the Cloud
+//! SQL Auth Proxy stand-in, and the latency the stand-in adds per query.
+//!
 //! Each section ends with PASS/MISS against its targets. Build and run with:
 //!
 //! ```text
 //! cargo build --release -p emulator
-//! target/release/bench [--only secrets|run|all] [--duration-secs 5] [--connections 32]
+//! target/release/bench [--only secrets|run|sql|all] [--duration-secs 5] [--connections 32]
 //! ```
 
 mod run;
+mod sql;
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -50,7 +55,9 @@ enum Only {
     Secrets,
     /// Cloud Run: deploy to first 200 against the docker CLI floor, delete, ingress overhead.
     Run,
-    /// Both sections.
+    /// Cloud SQL: create to first query against the docker CLI floor, proxy overhead.
+    Sql,
+    /// Every section.
     All,
 }
 
@@ -154,12 +161,27 @@ fn sections(args: &Args) -> Result<()> {
         };
         run::bench(&options, &emulator_exe)
     });
-    match (secrets, run) {
-        (Some(Err(secrets)), Some(Err(run))) => {
-            Err(format!("Secret Manager section: {secrets}; Cloud Run section: {run}").into())
-        }
-        (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
-        _ => Ok(()),
+    if args.only == Only::All {
+        println!();
+    }
+    let sql = matches!(args.only, Only::Sql | Only::All).then(|| {
+        let options = sql::Options {
+            repeats: args.run_repeats.max(1),
+        };
+        sql::bench(&options, &emulator_exe)
+    });
+    let failures: Vec<String> = [
+        ("Secret Manager", secrets),
+        ("Cloud Run", run),
+        ("Cloud SQL", sql),
+    ]
+    .into_iter()
+    .filter_map(|(name, outcome)| Some(format!("{name} section: {}", outcome?.err()?)))
+    .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; ").into())
     }
 }
 

@@ -511,7 +511,7 @@ async fn wait_for_200(addr: SocketAddr, path: &str, start: Instant) -> Result<()
 }
 
 /// One request on a fresh connection.
-async fn call(
+pub(super) async fn call(
     addr: SocketAddr,
     method: Method,
     path: &str,
@@ -691,14 +691,14 @@ impl Drop for FloorCleanup {
 /// The release emulator serving Cloud Run, stopped with SIGTERM (so that it removes its
 /// containers) when dropped.
 #[derive(Debug)]
-struct RunEmulator {
+pub(super) struct RunEmulator {
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     log: PathBuf,
 }
 
 impl RunEmulator {
-    fn spawn(exe: &Path) -> Result<Self> {
+    pub(super) fn spawn(exe: &Path) -> Result<Self> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let log =
             std::env::temp_dir().join(format!("bench-run-emulator-{}.log", std::process::id()));
@@ -733,7 +733,7 @@ impl RunEmulator {
 
     /// SIGTERM, then waits for the exit (SIGKILL after [`STOP_DEADLINE`]); returns how long the
     /// emulator took to exit.
-    fn stop(&mut self) -> Result<Duration> {
+    pub(super) fn stop(&mut self) -> Result<Duration> {
         if self.child.try_wait()?.is_some() {
             return Ok(Duration::ZERO);
         }
