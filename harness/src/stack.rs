@@ -188,6 +188,9 @@ impl Stack {
             if !self.redis.is_empty() {
                 names.push("redis".into());
             }
+            if !self.sql.is_empty() {
+                names.extend(["postgres15".into(), "cloudsql-proxy".into()]);
+            }
             let builds = self.builds.clone();
             tokio::task::spawn_blocking(move || {
                 let began = Instant::now();
