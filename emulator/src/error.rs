@@ -104,9 +104,9 @@ impl std::error::Error for ApiError {}
 impl From<StateError> for ApiError {
     fn from(err: StateError) -> Self {
         let code = match &err {
-            StateError::NotFound { .. } | StateError::NoVersions { .. } | StateError::Missing(_) => {
-                Code::NotFound
-            }
+            StateError::NotFound { .. }
+            | StateError::NoVersions { .. }
+            | StateError::Missing(_) => Code::NotFound,
             StateError::AlreadyExists { .. } | StateError::Conflict(_) => Code::AlreadyExists,
             StateError::InvalidArgument(_) => Code::InvalidArgument,
             StateError::FailedPrecondition(_) => Code::FailedPrecondition,

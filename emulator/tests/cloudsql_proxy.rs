@@ -25,8 +25,10 @@ struct Leftovers(String);
 impl Drop for Leftovers {
     fn drop(&mut self) {
         let label = format!("label=cloudrun-emulator.sql-instance={}", self.0);
-        for (list, remove) in [(["ps", "-aq"], ["rm", "-f"]), (["volume", "ls"], ["volume", "rm"])]
-        {
+        for (list, remove) in [
+            (["ps", "-aq"], ["rm", "-f"]),
+            (["volume", "ls"], ["volume", "rm"]),
+        ] {
             let Ok(out) = Command::new("docker")
                 .args(list)
                 .args(["-q", "--filter", &label])
@@ -157,7 +159,14 @@ async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_sock
         .expect("secret");
     create_instance(&gcloud, &instance).await;
     gcloud
-        .run(["sql", "databases", "create", "appdb", "--instance", &instance])
+        .run([
+            "sql",
+            "databases",
+            "create",
+            "appdb",
+            "--instance",
+            &instance,
+        ])
         .ok()
         .await
         .expect("databases create");
@@ -176,7 +185,11 @@ async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_sock
         .expect("users create");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = write(&dir, "service.yaml", &service_yaml("orders", &connection_name));
+    let yaml = write(
+        &dir,
+        "service.yaml",
+        &service_yaml("orders", &connection_name),
+    );
     let started = Instant::now();
     gcloud
         .run(["run", "services", "replace", &yaml, REGION])
@@ -216,7 +229,8 @@ async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_sock
         .await
         .expect("logging read");
     assert!(
-        logs.stdout.contains(&format!("[{connection_name}] Listening on 127.0.0.1:5432")),
+        logs.stdout
+            .contains(&format!("[{connection_name}] Listening on 127.0.0.1:5432")),
         "{}",
         logs.stdout
     );
@@ -257,7 +271,14 @@ async fn a_wrong_password_and_an_unknown_instance_fail_clearly() {
         .expect("secret");
     create_instance(&gcloud, &instance).await;
     gcloud
-        .run(["sql", "databases", "create", "appdb", "--instance", &instance])
+        .run([
+            "sql",
+            "databases",
+            "create",
+            "appdb",
+            "--instance",
+            &instance,
+        ])
         .ok()
         .await
         .expect("databases create");
@@ -277,7 +298,11 @@ async fn a_wrong_password_and_an_unknown_instance_fail_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
 
     // The secret holds the wrong password: the revision serves, the query is refused.
-    let yaml = write(&dir, "ledger.yaml", &service_yaml("ledger", &connection_name));
+    let yaml = write(
+        &dir,
+        "ledger.yaml",
+        &service_yaml("ledger", &connection_name),
+    );
     gcloud
         .run(["run", "services", "replace", &yaml, REGION])
         .ok()
@@ -293,21 +318,25 @@ async fn a_wrong_password_and_an_unknown_instance_fail_clearly() {
     let yaml = write(
         &dir,
         "ghost.yaml",
-        &service_yaml("ghost", &connection_name).replace(
-            &format!("- {connection_name}\n"),
-            &format!("- {unknown}\n"),
-        ),
+        &service_yaml("ghost", &connection_name)
+            .replace(&format!("- {connection_name}\n"), &format!("- {unknown}\n")),
     );
     let deploy = Instant::now();
     let failed = gcloud
         .run(["run", "services", "replace", &yaml, REGION])
         .await
         .expect("gcloud runs");
-    assert!(!failed.success, "the revision must fail:\n{}", failed.stderr);
+    assert!(
+        !failed.success,
+        "the revision must fail:\n{}",
+        failed.stderr
+    );
     assert!(!failed.crashed(), "{}", failed.stderr);
     assert!(
         failed.stderr.contains("instanceDoesNotExist")
-            && failed.stderr.contains(&format!("[{unknown}] Unable to mount socket")),
+            && failed
+                .stderr
+                .contains(&format!("[{unknown}] Unable to mount socket")),
         "{}",
         failed.stderr
     );

@@ -42,8 +42,10 @@ struct Leftovers(String);
 impl Drop for Leftovers {
     fn drop(&mut self) {
         let label = format!("label=cloudrun-emulator.sql-instance={}", self.0);
-        for (list, remove) in [(["ps", "-aq"], ["rm", "-f"]), (["volume", "ls"], ["volume", "rm"])]
-        {
+        for (list, remove) in [
+            (["ps", "-aq"], ["rm", "-f"]),
+            (["volume", "ls"], ["volume", "rm"]),
+        ] {
             let out = Command::new("docker")
                 .args(list)
                 .args(["-q", "--filter", &label])
@@ -127,7 +129,14 @@ async fn an_instance_made_with_gcloud_is_a_real_postgres_that_survives_restarts(
         .expect("instances create");
     assert!(created.stdout.contains("RUNNABLE"), "{}", created.stdout);
     gcloud
-        .run(["sql", "databases", "create", "appdb", "--instance", &instance])
+        .run([
+            "sql",
+            "databases",
+            "create",
+            "appdb",
+            "--instance",
+            &instance,
+        ])
         .ok()
         .await
         .expect("databases create");
@@ -211,7 +220,11 @@ async fn an_instance_made_with_gcloud_is_a_real_postgres_that_survives_restarts(
         .ok()
         .await
         .expect("users set-password");
-    assert!(connect(&address, "appuser", "s3cret", "appdb").await.is_err());
+    assert!(
+        connect(&address, "appuser", "s3cret", "appdb")
+            .await
+            .is_err()
+    );
 
     // The data survives an emulator restart on the same data directory.
     emulator.stop().await;
@@ -330,12 +343,28 @@ async fn mistakes_get_cloud_sql_errors_and_break_nothing() {
         .expect("gcloud runs");
     assert_refused(&again, "The Cloud SQL instance already exists.");
     gcloud
-        .run(["sql", "users", "create", "app", "--instance", &instance, "--password=pw"])
+        .run([
+            "sql",
+            "users",
+            "create",
+            "app",
+            "--instance",
+            &instance,
+            "--password=pw",
+        ])
         .ok()
         .await
         .expect("users create");
     let twice = gcloud
-        .run(["sql", "users", "create", "app", "--instance", &instance, "--password=pw"])
+        .run([
+            "sql",
+            "users",
+            "create",
+            "app",
+            "--instance",
+            &instance,
+            "--password=pw",
+        ])
         .await
         .expect("gcloud runs");
     assert_refused(&twice, "already exists");

@@ -224,26 +224,6 @@ impl Api {
             .await
     }
 
-    /// `gcloud sql instances patch NAME --activation-policy=POLICY`: `NEVER` stops the
-    /// instance's server, `ALWAYS` starts it again.
-    pub(crate) async fn set_activation_policy(
-        &self,
-        name: &str,
-        policy: &str,
-    ) -> Result<(), HarnessError> {
-        let body = json!({"settings": {"activationPolicy": policy}});
-        let operation = self
-            .call(
-                Method::PATCH,
-                &self.sql(&format!("/instances/{name}")),
-                None,
-                Some(&body),
-            )
-            .await?;
-        self.wait_sql_operation(&format!("instances patch {name}"), operation)
-            .await
-    }
-
     /// The instance as `gcloud sql instances describe` reads it.
     pub(crate) async fn get_sql_instance(&self, name: &str) -> Result<Value, HarnessError> {
         self.call(

@@ -23,6 +23,8 @@ use crate::stubs;
 
 /// The project a stack uses unless it names another.
 const DEFAULT_PROJECT: &str = "demo-proj";
+/// How long a restarted Cloud SQL server may take to accept connections.
+const SQL_RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a deploy may take to become ready (Cloud Run allows a revision 4 minutes to listen).
 const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -396,23 +398,68 @@ impl RunningStack {
         Ok(name)
     }
 
-    /// Stops a Cloud SQL instance's server, as `gcloud sql instances patch NAME
-    /// --activation-policy=NEVER` does: the database goes away until
-    /// [`RunningStack::start_sql_instance`].
+    /// Makes a Cloud SQL instance's database go away: its Postgres server container stops, as
+    /// in an outage, until [`RunningStack::start_sql_instance`].
     pub async fn stop_sql_instance(&mut self, instance: &str) -> Result<(), HarnessError> {
-        self.instance(instance)?;
-        self.api.set_activation_policy(instance, "NEVER").await
+        let container = self.sql_container(instance)?;
+        docker(&["stop", "-t", "1", &container])?;
+        Ok(())
     }
 
-    /// Starts a stopped instance again (`--activation-policy=ALWAYS`); returns once it serves.
+    /// Brings a stopped instance's server back (the same container, so the same data and
+    /// address on the Docker network); returns once it accepts connections from the host.
     pub async fn start_sql_instance(&mut self, instance: &str) -> Result<(), HarnessError> {
-        self.instance(instance)?;
-        self.api.set_activation_policy(instance, "ALWAYS").await?;
-        let endpoint = Endpoint::read(&self.api, instance).await?;
-        if let Some((_, known)) = self.sql.get_mut(instance) {
-            *known = endpoint;
+        let container = self.sql_container(instance)?;
+        docker(&["start", &container])?;
+        let published = docker(&["port", &container, "5432/tcp"])?;
+        let (declared, endpoint) = self.instance(instance)?.clone();
+        let mut endpoint = endpoint;
+        if let Some(port) = published
+            .lines()
+            .find_map(|line| line.strip_prefix("127.0.0.1:")?.trim().parse().ok())
+        {
+            endpoint.port = port;
         }
-        Ok(())
+        if let Some((_, known)) = self.sql.get_mut(instance) {
+            *known = endpoint.clone();
+        }
+        let (Some(database), Some((user, password))) =
+            (declared.databases.first(), declared.users.first())
+        else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + SQL_RESTART_TIMEOUT;
+        loop {
+            match endpoint.connect(database, user, password).await {
+                Ok(_) => return Ok(()),
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The Docker id of the server container of one of the stack's instances.
+    fn sql_container(&self, instance: &str) -> Result<String, HarnessError> {
+        let connection_name = self.connection_name(instance)?;
+        let owner = self.emulator.owner().unwrap_or_default().to_string();
+        let ids = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={}={owner}", emulator::runtime::LABEL_OWNER),
+            "--filter",
+            &format!(
+                "label={}={connection_name}",
+                emulator::controller::LABEL_SQL_INSTANCE
+            ),
+        ])?;
+        ids.lines()
+            .next()
+            .map(str::to_string)
+            .ok_or_else(|| HarnessError::NotInStack {
+                kind: "running Cloud SQL server",
+                name: instance.to_string(),
+            })
     }
 
     /// `PROJECT:REGION:INSTANCE`, what the Cloud SQL Auth Proxy is given.
@@ -667,4 +714,19 @@ fn nonce() -> String {
     (0..10)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
+}
+
+/// Runs the docker CLI; its stdout, or its stderr as the error.
+fn docker(args: &[&str]) -> Result<String, HarnessError> {
+    let output = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .map_err(HarnessError::io("running docker"))?;
+    if !output.status.success() {
+        return Err(HarnessError::Dependency {
+            what: format!("docker {}", args.join(" ")),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

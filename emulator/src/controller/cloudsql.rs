@@ -153,7 +153,10 @@ mod tests {
             proxy_version("us.gcr.io/cloud-sql-connectors/cloud-sql-proxy"),
             Some(2)
         );
-        assert_eq!(proxy_version("gcr.io/cloudsql-docker/gce-proxy:1.33.2"), Some(1));
+        assert_eq!(
+            proxy_version("gcr.io/cloudsql-docker/gce-proxy:1.33.2"),
+            Some(1)
+        );
         assert_eq!(proxy_version("cloudrun-emulator/testapp:1"), None);
         assert_eq!(proxy_version("localhost:5000/cloud-sql-proxy"), None);
     }

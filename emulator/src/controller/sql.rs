@@ -193,8 +193,7 @@ impl SqlController {
             Ok(running) => running,
             Err(error) => {
                 tracing::error!(instance = %key, message = %error.message, "a Cloud SQL server failed to start");
-                if let Err(e) =
-                    store.update_sql_instance(&key, |i| i.state = InstanceState::Failed)
+                if let Err(e) = store.update_sql_instance(&key, |i| i.state = InstanceState::Failed)
                 {
                     tracing::warn!(error = %e, "recording an instance failure failed");
                 }
@@ -274,7 +273,10 @@ impl SqlController {
             container,
             connection_name: instance.connection_name(),
         };
-        self.inner.servers.lock().insert(key.clone(), running.clone());
+        self.inner
+            .servers
+            .lock()
+            .insert(key.clone(), running.clone());
         let port = server.host_addr.port();
         self.inner
             .store
@@ -364,7 +366,9 @@ impl SqlController {
             SqlAction::CreateInstance {
                 root_password: Some(password),
             } => format!("ALTER ROLE postgres PASSWORD {}", literal(password)),
-            SqlAction::CreateInstance { root_password: None }
+            SqlAction::CreateInstance {
+                root_password: None,
+            }
             | SqlAction::UpdateInstance
             | SqlAction::DeleteInstance => return Ok(()),
             SqlAction::CreateDatabase { database } => format!(
@@ -396,21 +400,24 @@ impl SqlController {
             .await
             .map_err(|e| sql_failure(&e))?;
         let key = instance_key(&operation.project, &operation.instance);
-        let recorded = self.inner.store.update_sql_instance(&key, |i| match &operation.action {
-            SqlAction::CreateDatabase { database } => {
-                i.databases.insert(database.name.clone(), database.clone());
-            }
-            SqlAction::DeleteDatabase { name } => {
-                i.databases.remove(name);
-            }
-            SqlAction::CreateUser { user, .. } => {
-                i.users.insert(user.name.clone(), user.clone());
-            }
-            SqlAction::DeleteUser { name } => {
-                i.users.remove(name);
-            }
-            _ => {}
-        });
+        let recorded = self
+            .inner
+            .store
+            .update_sql_instance(&key, |i| match &operation.action {
+                SqlAction::CreateDatabase { database } => {
+                    i.databases.insert(database.name.clone(), database.clone());
+                }
+                SqlAction::DeleteDatabase { name } => {
+                    i.databases.remove(name);
+                }
+                SqlAction::CreateUser { user, .. } => {
+                    i.users.insert(user.name.clone(), user.clone());
+                }
+                SqlAction::DeleteUser { name } => {
+                    i.users.remove(name);
+                }
+                _ => {}
+            });
         recorded
             .map(|_| ())
             .map_err(|e| failure("INTERNAL_ERROR", e.to_string()))
@@ -422,7 +429,10 @@ impl SqlController {
         self.inner.servers.lock().remove(&key);
         self.inner
             .runtime
-            .remove_database(&format!("{}-server", instance.volume), Some(&instance.volume))
+            .remove_database(
+                &format!("{}-server", instance.volume),
+                Some(&instance.volume),
+            )
             .await
             .map_err(|e| failure("INTERNAL_ERROR", e.to_string()))?;
         self.inner

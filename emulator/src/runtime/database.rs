@@ -56,7 +56,10 @@ pub struct DatabaseServer {
 impl Runtime {
     /// Creates the volume if needed and starts the server's container with the port published;
     /// returns once the container runs (the caller waits for the server to answer).
-    pub async fn start_database(&self, spec: &DatabaseSpec) -> Result<DatabaseServer, RuntimeError> {
+    pub async fn start_database(
+        &self,
+        spec: &DatabaseSpec,
+    ) -> Result<DatabaseServer, RuntimeError> {
         let docker = &self.engine.docker;
         images::ensure(docker, &spec.image).await?;
         self.remove_container_named(&spec.name).await?;
@@ -78,7 +81,10 @@ impl Runtime {
                 ..Default::default()
             })
             .await
-            .map_err(RuntimeError::docker(format!("create volume {}", spec.volume)))?;
+            .map_err(RuntimeError::docker(format!(
+                "create volume {}",
+                spec.volume
+            )))?;
         match self.run_database(spec, spec.host_port).await {
             Ok(server) => Ok(server),
             Err(error) if spec.host_port.is_some() => {
@@ -123,19 +129,32 @@ impl Runtime {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
-        let created = docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(RuntimeError::docker(format!("create container {}", spec.name)))?;
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created =
+            docker
+                .create_container(Some(options), body)
+                .await
+                .map_err(RuntimeError::docker(format!(
+                    "create container {}",
+                    spec.name
+                )))?;
         docker
             .start_container(&created.id, None)
             .await
-            .map_err(RuntimeError::docker(format!("start container {}", spec.name)))?;
-        let info = docker
-            .inspect_container(&created.id, None)
-            .await
-            .map_err(RuntimeError::docker(format!("inspect container {}", spec.name)))?;
+            .map_err(RuntimeError::docker(format!(
+                "start container {}",
+                spec.name
+            )))?;
+        let info =
+            docker
+                .inspect_container(&created.id, None)
+                .await
+                .map_err(RuntimeError::docker(format!(
+                    "inspect container {}",
+                    spec.name
+                )))?;
         let network = info.network_settings.unwrap_or_default();
         let host_port = network
             .ports
@@ -175,16 +194,23 @@ impl Runtime {
         volume: Option<&str>,
     ) -> Result<(), RuntimeError> {
         let docker = &self.engine.docker;
-        let stop = StopContainerOptionsBuilder::new().t(STOP_GRACE_SECS).build();
+        let stop = StopContainerOptionsBuilder::new()
+            .t(STOP_GRACE_SECS)
+            .build();
         match docker.stop_container(name, Some(stop)).await {
             Ok(()) => {}
             Err(e) if is_gone(&e) => {}
-            Err(e) => tracing::warn!(server = name, error = %e, "stopping a database server failed"),
+            Err(e) => {
+                tracing::warn!(server = name, error = %e, "stopping a database server failed")
+            }
         }
         self.remove_container_named(name).await?;
         if let Some(volume) = volume {
             match docker
-                .remove_volume(volume, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .remove_volume(
+                    volume,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
                 .await
             {
                 Ok(()) => {}

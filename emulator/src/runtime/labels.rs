@@ -26,7 +26,8 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 4] = [Kind::Sandbox, Kind::PodMember, Kind::Volume, Kind::Database];
+    pub(crate) const ALL: [Kind; 4] =
+        [Kind::Sandbox, Kind::PodMember, Kind::Volume, Kind::Database];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {

@@ -136,9 +136,9 @@ async fn create_database(
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     let database = json::new_database(&body)?;
-    let operation =
-        app.store
-            .create_sql_database(&path["project"], &path["instance"], database)?;
+    let operation = app
+        .store
+        .create_sql_database(&path["project"], &path["instance"], database)?;
     Ok(queued(&app, operation))
 }
 
@@ -194,10 +194,7 @@ async fn create_user(
     Ok(queued(&app, operation))
 }
 
-async fn list_users(
-    State(app): State<AppState>,
-    Path(path): PathParams,
-) -> ApiResult<Json<Value>> {
+async fn list_users(State(app): State<AppState>, Path(path): PathParams) -> ApiResult<Json<Value>> {
     let instance = app
         .store
         .get_sql_instance(&path["project"], &path["instance"])?;
@@ -211,10 +208,7 @@ async fn list_users(
     ))
 }
 
-async fn get_user(
-    State(app): State<AppState>,
-    Path(path): PathParams,
-) -> ApiResult<Json<Value>> {
+async fn get_user(State(app): State<AppState>, Path(path): PathParams) -> ApiResult<Json<Value>> {
     let instance = app
         .store
         .get_sql_instance(&path["project"], &path["instance"])?;

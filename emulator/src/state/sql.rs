@@ -160,14 +160,28 @@ pub struct NewInstance {
 /// What an operation does; carried out by the controller. Passwords stay in memory.
 #[derive(Clone, PartialEq)]
 pub enum SqlAction {
-    CreateInstance { root_password: Option<String> },
+    CreateInstance {
+        root_password: Option<String>,
+    },
     DeleteInstance,
     UpdateInstance,
-    CreateDatabase { database: SqlDatabase },
-    DeleteDatabase { name: String },
-    CreateUser { user: SqlUser, password: Option<String> },
-    SetPassword { name: String, password: String },
-    DeleteUser { name: String },
+    CreateDatabase {
+        database: SqlDatabase,
+    },
+    DeleteDatabase {
+        name: String,
+    },
+    CreateUser {
+        user: SqlUser,
+        password: Option<String>,
+    },
+    SetPassword {
+        name: String,
+        password: String,
+    },
+    DeleteUser {
+        name: String,
+    },
 }
 
 impl std::fmt::Debug for SqlAction {
@@ -331,10 +345,7 @@ fn validate_settings(settings: &InstanceSettings) -> StateResult<()> {
             settings.data_disk_type
         )));
     }
-    if !matches!(
-        settings.activation_policy.as_str(),
-        "" | "ALWAYS" | "NEVER"
-    ) {
+    if !matches!(settings.activation_policy.as_str(), "" | "ALWAYS" | "NEVER") {
         return Err(StateError::invalid(format!(
             "Invalid request: activation policy {} is not supported by this emulator \
              (ALWAYS, NEVER).",
@@ -569,8 +580,7 @@ impl Store {
             }
             if instance.state == InstanceState::PendingDelete {
                 return Err(StateError::Conflict(
-                    "Operation failed because another operation was already in progress."
-                        .into(),
+                    "Operation failed because another operation was already in progress.".into(),
                 ));
             }
             instance.state = InstanceState::PendingDelete;
@@ -588,7 +598,11 @@ impl Store {
     ) -> StateResult<SqlOperation> {
         validate_identifier("database", &database.name)?;
         let current = self.usable_instance(project, instance)?;
-        if current.all_databases().iter().any(|d| d.name == database.name) {
+        if current
+            .all_databases()
+            .iter()
+            .any(|d| d.name == database.name)
+        {
             return Err(StateError::Conflict(format!(
                 "Database \"{}\" already exists.",
                 database.name
@@ -608,9 +622,7 @@ impl Store {
             .all_databases()
             .into_iter()
             .find(|d| d.name == name)
-            .ok_or_else(|| {
-                StateError::Missing(format!("The database \"{name}\" does not exist."))
-            })
+            .ok_or_else(|| StateError::Missing(format!("The database \"{name}\" does not exist.")))
     }
 
     /// Queues the deletion of a database.
@@ -666,11 +678,7 @@ impl Store {
                 user.name
             )));
         }
-        Ok(self.new_sql_operation(
-            project,
-            instance,
-            SqlAction::CreateUser { user, password },
-        ))
+        Ok(self.new_sql_operation(project, instance, SqlAction::CreateUser { user, password }))
     }
 
     /// Queues a password change (`users set-password`, or an update of the user).
@@ -683,7 +691,9 @@ impl Store {
     ) -> StateResult<SqlOperation> {
         let current = self.usable_instance(project, instance)?;
         if !current.all_users().iter().any(|u| u.name == name) {
-            return Err(StateError::Missing(format!("The user {name} does not exist.")));
+            return Err(StateError::Missing(format!(
+                "The user {name} does not exist."
+            )));
         }
         Ok(self.new_sql_operation(
             project,
@@ -709,7 +719,9 @@ impl Store {
             ));
         }
         if !current.users.contains_key(name) {
-            return Err(StateError::Missing(format!("The user {name} does not exist.")));
+            return Err(StateError::Missing(format!(
+                "The user {name} does not exist."
+            )));
         }
         Ok(self.new_sql_operation(
             project,
@@ -735,9 +747,7 @@ impl Store {
             .get(id)
             .filter(|o| o.project == project)
             .ok_or_else(|| {
-                StateError::Missing(format!(
-                    "The Cloud SQL operation {id} does not exist."
-                ))
+                StateError::Missing(format!("The Cloud SQL operation {id} does not exist."))
             })
     }
 

@@ -322,10 +322,20 @@ async fn deploy_with_proxy(emulator: SocketAddr, instance: &str) -> Result<(Dura
     }
     let service_path = format!("{path}/{name}");
     let ingress: SocketAddr = loop {
-        let answer = call(emulator, Method::GET, &service_path, RUN_HOST, String::new()).await?;
+        let answer = call(
+            emulator,
+            Method::GET,
+            &service_path,
+            RUN_HOST,
+            String::new(),
+        )
+        .await?;
         let service: Value = serde_json::from_slice(&answer.body)?;
         if let Some(url) = service.pointer("/status/url").and_then(Value::as_str) {
-            break url.trim_start_matches("http://").trim_end_matches('/').parse()?;
+            break url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse()?;
         }
         if start.elapsed() > DEADLINE {
             return Err(format!("{name}: no status.url after {DEADLINE:?}").into());
@@ -463,8 +473,14 @@ fn report(f: &Figures) {
     let (d50, p50) = (quantile_ms(&f.direct, 0.5), quantile_ms(&f.proxied, 0.5));
     let (d99, p99) = (quantile_ms(&f.direct, 0.99), quantile_ms(&f.proxied, 0.99));
     println!("\nSELECT 1 round trip     direct ms   via proxy ms   added ms");
-    println!("  p50              {d50:>14.3}{p50:>15.3}{:>11.3}", p50 - d50);
-    println!("  p99              {d99:>14.3}{p99:>15.3}{:>11.3}", p99 - d99);
+    println!(
+        "  p50              {d50:>14.3}{p50:>15.3}{:>11.3}",
+        p50 - d50
+    );
+    println!(
+        "  p99              {d99:>14.3}{p99:>15.3}{:>11.3}",
+        p99 - d99
+    );
     println!();
     println!(
         "{} create to first query < {TARGET_CREATE_MS} ms (median {:.0} ms, {:.2}x the floor)",
