@@ -23,7 +23,7 @@ use crate::stubs;
 
 /// The project a stack uses unless it names another.
 const DEFAULT_PROJECT: &str = "demo-proj";
-/// How long a restarted Cloud SQL server may take to accept connections.
+/// How long a resumed Cloud SQL server may take to accept connections.
 const SQL_RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a deploy may take to become ready (Cloud Run allows a revision 4 minutes to listen).
 const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(240);
@@ -398,31 +398,22 @@ impl RunningStack {
         Ok(name)
     }
 
-    /// Makes a Cloud SQL instance's database go away: its Postgres server container stops, as
-    /// in an outage, until [`RunningStack::start_sql_instance`].
+    /// Makes a Cloud SQL instance's database go away, as when its host drops off the network:
+    /// the server container is frozen (`docker pause`), so connections hang and time out,
+    /// until [`RunningStack::start_sql_instance`]. (A stopped container could come back on
+    /// another address, which the proxy sidecars of running revisions would not follow.)
     pub async fn stop_sql_instance(&mut self, instance: &str) -> Result<(), HarnessError> {
         let container = self.sql_container(instance)?;
-        docker(&["stop", "-t", "1", &container])?;
+        docker(&["pause", &container])?;
         Ok(())
     }
 
-    /// Brings a stopped instance's server back (the same container, so the same data and
-    /// address on the Docker network); returns once it accepts connections from the host.
+    /// Brings a stopped instance's server back; returns once it accepts connections from
+    /// the host.
     pub async fn start_sql_instance(&mut self, instance: &str) -> Result<(), HarnessError> {
         let container = self.sql_container(instance)?;
-        docker(&["start", &container])?;
-        let published = docker(&["port", &container, "5432/tcp"])?;
-        let (declared, endpoint) = self.instance(instance)?.clone();
-        let mut endpoint = endpoint;
-        if let Some(port) = published
-            .lines()
-            .find_map(|line| line.strip_prefix("127.0.0.1:")?.trim().parse().ok())
-        {
-            endpoint.port = port;
-        }
-        if let Some((_, known)) = self.sql.get_mut(instance) {
-            *known = endpoint.clone();
-        }
+        docker(&["unpause", &container])?;
+        let (declared, endpoint) = self.instance(instance)?;
         let (Some(database), Some((user, password))) =
             (declared.databases.first(), declared.users.first())
         else {
