@@ -116,8 +116,9 @@ spec:
           httpGet:
             path: /startup
             port: 9090
-          periodSeconds: 1
-          failureThreshold: 30
+          timeoutSeconds: 1
+          periodSeconds: 2
+          failureThreshold: 15
       - name: legacy-proxy
         image: gcr.io/cloudsql-docker/gce-proxy:1.33.2
         command: ["/cloud_sql_proxy", "-instances={connection_name}=tcp:5433"]

@@ -86,6 +86,14 @@ async fn connect(
     Ok(client)
 }
 
+/// What Postgres said, not just `db error`.
+fn said(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => error.to_string(),
+    }
+}
+
 fn assert_refused(out: &GcloudOutput, words: &str) {
     assert!(!out.success, "expected gcloud to fail:\n{}", out.stderr);
     assert!(!out.crashed(), "gcloud crashed:\n{}", out.stderr);
@@ -160,7 +168,7 @@ async fn an_instance_made_with_gcloud_is_a_real_postgres_that_survives_restarts(
     assert_eq!(described["databaseVersion"], "POSTGRES_15");
     assert_eq!(described["settings"]["tier"], "db-f1-micro");
     assert_eq!(described["ipAddresses"][0]["ipAddress"], "127.0.0.1");
-    let address = described["emulatorAddress"]
+    let address = described["dnsName"]
         .as_str()
         .expect("the emulator reports where the server listens")
         .to_string();
@@ -195,14 +203,14 @@ async fn an_instance_made_with_gcloud_is_a_real_postgres_that_survives_restarts(
         .await
         .expect_err("a wrong password is refused");
     assert!(
-        wrong.to_string().contains("password authentication failed"),
+        said(&wrong).contains("password authentication failed"),
         "{wrong}"
     );
     let missing = connect(&address, "appuser", "s3cret", "nosuch")
         .await
         .expect_err("an unknown database is refused");
     assert!(
-        missing.to_string().contains("\"nosuch\" does not exist"),
+        said(&missing).contains("\"nosuch\" does not exist"),
         "{missing}"
     );
 
@@ -266,12 +274,12 @@ async fn wait_runnable(gcloud: &Gcloud, instance: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let described = describe(gcloud, instance).await;
-        if let Some(address) = described["emulatorAddress"].as_str()
+        if let Some(address) = described["dnsName"].as_str()
             && described["state"] == "RUNNABLE"
             && connect(address, "cloudsql-probe", "x", "postgres")
                 .await
                 .err()
-                .is_some_and(|e| e.to_string().contains("password authentication failed"))
+                .is_some_and(|e| said(&e).contains("password authentication failed"))
         {
             return address.to_string();
         }
@@ -385,10 +393,25 @@ async fn mistakes_get_cloud_sql_errors_and_break_nothing() {
     // After all that the instance still works.
     let described = describe(&gcloud, &instance).await;
     assert_eq!(described["state"], "RUNNABLE");
-    let address = described["emulatorAddress"].as_str().expect("address");
+    let address = described["dnsName"].as_str().expect("address");
     connect(address, "app", "pw", "postgres")
         .await
         .expect("the user made before the mistakes connects");
+    gcloud
+        .run([
+            "sql",
+            "instances",
+            "patch",
+            &instance,
+            "--tier=db-custom-2-7680",
+            "--quiet",
+        ])
+        .ok()
+        .await
+        .expect("instances patch");
+    let patched = describe(&gcloud, &instance).await;
+    assert_eq!(patched["settings"]["tier"], "db-custom-2-7680");
+    assert_eq!(patched["state"], "RUNNABLE");
     let listed = gcloud
         .run(["sql", "instances", "list"])
         .ok()

@@ -29,6 +29,12 @@ const PATHS: &[&str] = &[
     "/v2/projects/demo-proj/locations/us-central1/services/web/revisions",
     "/v2/projects/demo-proj/locations/us-central1/operations/x",
     "/v2/entries:write",
+    "/sql/v1beta4/projects/demo-proj/instances",
+    "/sql/v1beta4/projects/demo-proj/instances/inst",
+    "/sql/v1beta4/projects/demo-proj/instances/inst/databases",
+    "/sql/v1beta4/projects/demo-proj/instances/inst/users",
+    "/sql/v1beta4/projects/demo-proj/operations/x",
+    "/v1/projects/demo-proj/instances/inst/users",
 ];
 
 const BODIES: &[&str] = &[

@@ -303,7 +303,7 @@ impl SqlController {
                 Ok(_) => return Ok(()),
                 Err(error) => {
                     attempts += 1;
-                    if attempts % 50 == 0
+                    if attempts.is_multiple_of(50)
                         && let Some(logs) = self.inner.runtime.database_exited(&server.id).await
                     {
                         return Err(failure(

@@ -161,7 +161,8 @@ fn self_link(addr: &SocketAddr, path: &str) -> String {
     format!("http://{addr}/sql/v1beta4/{path}")
 }
 
-/// An instance as `sql#instance`, plus `emulatorAddress`: where its server is published.
+/// An instance as `sql#instance`; `dnsName` and the emulator-only `emulatorAddress` say where
+/// its server is published (`127.0.0.1:PORT`).
 pub(super) fn instance(addr: &SocketAddr, instance: &SqlInstance) -> Value {
     let path = format!("projects/{}/instances/{}", instance.project, instance.name);
     let s = &instance.settings;
@@ -211,7 +212,9 @@ pub(super) fn instance(addr: &SocketAddr, instance: &SqlInstance) -> Value {
         "ipAddresses": [{"type": "PRIMARY", "ipAddress": "127.0.0.1"}],
     });
     if let Some(port) = instance.host_port {
+        // gcloud keeps only the fields it knows: `dnsName` carries the address for it.
         out["emulatorAddress"] = json!(format!("127.0.0.1:{port}"));
+        out["dnsName"] = json!(format!("127.0.0.1:{port}"));
     }
     out
 }
