@@ -56,6 +56,9 @@ pub enum Command {
     /// Print an ID token for an account, signed as the emulator signs them (asks a running
     /// emulator), like `gcloud auth print-identity-token`.
     PrintIdentityToken(TokenArgs),
+    /// Run scenario files (YAML stacks and steps), each on an emulator of its own; runs the
+    /// `cloudrun-emulator-test` program of the harness crate.
+    Test(TestArgs),
 }
 
 /// `cloudrun-emulator compose up|down`.
@@ -125,6 +128,17 @@ pub struct TokenArgs {
     /// The emulator to ask (defaults to $CLOUDRUN_EMULATOR_URL, then --listen).
     #[arg(long, env = "CLOUDRUN_EMULATOR_URL")]
     pub emulator: Option<String>,
+}
+
+/// The scenario files `cloudrun-emulator test` runs.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Scenario files.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Also write a JUnit XML report to this path.
+    #[arg(long)]
+    pub junit: Option<std::path::PathBuf>,
 }
 
 /// Which logs `cloudrun-emulator logs` prints.

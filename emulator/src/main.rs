@@ -44,6 +44,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Test(args)) => run_scenarios(&args),
         Some(Command::Serve) | None => match serve(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -87,6 +88,37 @@ async fn serve(config: emulator::Config) -> std::io::Result<()> {
     served?;
     tracing::info!("cloudrun-emulator stopped");
     Ok(())
+}
+
+/// The scenario runner: `cloudrun-emulator-test` beside this program, else on `PATH`.
+const SCENARIO_RUNNER: &str = "cloudrun-emulator-test";
+
+/// Hands `test` to the scenario runner (built from the harness crate) and exits as it does.
+fn run_scenarios(args: &emulator::config::TestArgs) -> ExitCode {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(SCENARIO_RUNNER)))
+        .filter(|path| path.is_file());
+    let program = beside.unwrap_or_else(|| SCENARIO_RUNNER.into());
+    let mut command = std::process::Command::new(&program);
+    command.args(&args.files);
+    if let Some(junit) = &args.junit {
+        command.arg("--junit").arg(junit);
+    }
+    match command.status() {
+        Ok(status) => match status.code() {
+            Some(0) => ExitCode::SUCCESS,
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => ExitCode::FAILURE,
+        },
+        Err(error) => {
+            eprintln!(
+                "cloudrun-emulator test: cannot run {}: {error} (build it with `cargo build -p harness`)",
+                program.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn indent(text: &str) -> String {

@@ -267,7 +267,7 @@ async fn three_containers_share_localhost_a_volume_and_secrets() {
         containers: vec![proxy, writer, secrets],
         volumes: vec!["shared".into()],
         volume_size_limits: BTreeMap::from([("shared".into(), 16 << 20)]),
-        host_links: None,
+        ..PodSpec::default()
     };
 
     let started = Instant::now();

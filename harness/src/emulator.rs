@@ -130,6 +130,11 @@ impl Emulator {
             .map_err(|e| HarnessError::Identity(e.to_string()))
     }
 
+    /// The owner label of the Docker objects it starts (none without a Docker engine).
+    pub fn owner(&self) -> Option<&str> {
+        self.controller.as_ref().map(Controller::owner)
+    }
+
     /// A gcloud CLI with its own configuration directory, pointed at this emulator.
     pub fn gcloud(&self) -> Gcloud {
         Gcloud::new(self.addr, &self.project)

@@ -1,6 +1,6 @@
 //! The images this repository's Dockerfiles build, made on demand and reused while unchanged.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -46,4 +46,77 @@ pub fn ensure_images(names: &[&str]) -> Result<(), HarnessError> {
     }
     built.extend(missing.iter().map(|n| n.to_string()));
     Ok(())
+}
+
+/// The label holding the hash of an image's build inputs, as `docker/build-images.sh` sets it.
+const LABEL_HASH: &str = "cloudrun-emulator.inputs-hash";
+
+/// Builds the Dockerfile directory `dir` as `tag` unless an image of that tag was built from
+/// the same files (their hash is kept in a label), so a second run costs one `docker inspect`.
+/// The base `debian:bookworm-slim` is made offline first when missing.
+pub fn build_image(tag: &str, dir: impl AsRef<Path>) -> Result<(), HarnessError> {
+    let dir = dir.as_ref();
+    let failed = |output: String| HarnessError::Images {
+        names: tag.to_string(),
+        output,
+    };
+    ensure_images(&["sandbox"])?;
+    let hash = inputs_hash(dir).map_err(HarnessError::io(format!("reading {}", dir.display())))?;
+    let current = Command::new("docker")
+        .args(["image", "inspect", "--format"])
+        .arg(format!("{{{{ index .Config.Labels \"{LABEL_HASH}\" }}}}"))
+        .arg(tag)
+        .output()
+        .map_err(HarnessError::io("running docker image inspect"))?;
+    if current.status.success() && String::from_utf8_lossy(&current.stdout).trim() == hash {
+        return Ok(());
+    }
+    let output = Command::new("docker")
+        .args([
+            "build",
+            "--force-rm",
+            "--label",
+            "cloudrun-emulator=true",
+            "--label",
+        ])
+        .arg(format!("{LABEL_HASH}={hash}"))
+        .args(["-t", tag])
+        .arg(dir)
+        .output()
+        .map_err(HarnessError::io("running docker build"))?;
+    if !output.status.success() {
+        return Err(failed(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(())
+}
+
+/// sha256 over every file of `dir` (relative path, mode and content), in path order.
+fn inputs_hash(dir: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = sha2::Sha256::new();
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap_or(&file);
+        let mode = std::fs::metadata(&file)?.permissions().mode();
+        hasher.update(format!("{} {:o}\n", relative.display(), mode).as_bytes());
+        hasher.update(std::fs::read(&file)?);
+    }
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }

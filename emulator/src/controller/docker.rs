@@ -16,7 +16,7 @@ use crate::state::run::{RevisionState, Service, ServiceName};
 use crate::ingress::{Access, Ingress, Invokers, Target};
 use crate::metadata::Instance;
 use crate::runtime::{LogLine, LogSink, LogStream, Pod, PodStatus, Runtime, RuntimeError};
-use crate::state::logs::{RunResource, Stream, container_line};
+use crate::state::logs::{RunResource, Severity, Stream, container_line, system_line};
 
 /// The controller of an emulator with a Docker engine.
 #[derive(Debug, Clone)]
@@ -424,6 +424,15 @@ impl Controller {
                     PodStatus::Failed { .. } if controller.closing() => return,
                     PodStatus::Failed { reason } => {
                         tracing::warn!(pod = %pod_name, %reason, "instance failed; replacing it");
+                        let owner = controller.inner.owners.lock().get(&pod_name).cloned();
+                        if let Some(owner) = owner {
+                            controller.inner.store.logs().append(system_line(
+                                &owner,
+                                &pod_name,
+                                Severity::Error,
+                                &reason,
+                            ));
+                        }
                         let failed = {
                             let mut pods = controller.inner.pods.lock().await;
                             match pods.get(&key) {

@@ -15,6 +15,7 @@ mod pods;
 mod sql;
 
 pub use docker::Controller;
+pub use pods::HOST_ALIASES_ANNOTATION;
 pub use sql::{LABEL_SQL_INSTANCE, POSTGRES_IMAGES, SqlController};
 
 use crate::state::Store;

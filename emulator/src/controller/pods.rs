@@ -59,6 +59,15 @@ pub fn pod_spec(
             .map_err(|e| RevisionFailure::new("InvalidTemplate", e.to_string()))?,
         None => BTreeMap::new(),
     };
+    let host_aliases = match template.annotations.get(HOST_ALIASES_ANNOTATION) {
+        Some(text) => parse_host_aliases(text).map_err(|e| {
+            RevisionFailure::new(
+                "InvalidTemplate",
+                format!("spec.template.metadata.annotations[{HOST_ALIASES_ANNOTATION}]: {e}"),
+            )
+        })?,
+        None => Vec::new(),
+    };
     let mut volumes = Vec::new();
     let mut size_limits = BTreeMap::new();
     for volume in &template.volumes {
@@ -221,7 +230,30 @@ pub fn pod_spec(
         volumes,
         volume_size_limits: size_limits,
         host_links: None,
+        host_aliases,
     })
+}
+
+/// Emulator-only template annotation `host=IP[,host=IP...]`: extra `/etc/hosts` entries in the
+/// revision's containers, so an app's third-party host name can reach a stub server in tests.
+pub const HOST_ALIASES_ANNOTATION: &str = "cloudrun-emulator/host-aliases";
+
+/// `api.example.com=172.17.0.1,auth.example.com=172.17.0.1` → pairs.
+fn parse_host_aliases(text: &str) -> Result<Vec<(String, std::net::IpAddr)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (host, ip) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("expected HOST=IP, got {entry:?}"))?;
+            let ip = ip
+                .trim()
+                .parse()
+                .map_err(|_| format!("{:?} is not an IP address", ip.trim()))?;
+            Ok((host.trim().to_string(), ip))
+        })
+        .collect()
 }
 
 fn runtime_probe(probe: &run::Probe, default_port: u16) -> Probe {
@@ -363,6 +395,19 @@ fn quantity_bytes(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_aliases_are_host_ip_pairs() {
+        assert_eq!(
+            parse_host_aliases("api.example.com=172.17.0.1, b=::1"),
+            Ok(vec![
+                ("api.example.com".to_string(), [172, 17, 0, 1].into()),
+                ("b".to_string(), std::net::Ipv6Addr::LOCALHOST.into()),
+            ])
+        );
+        assert!(parse_host_aliases("api.example.com").is_err());
+        assert!(parse_host_aliases("a=not-an-ip").is_err());
+    }
 
     #[test]
     fn kubernetes_quantities() {

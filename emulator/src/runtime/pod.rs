@@ -519,6 +519,11 @@ async fn create_sandbox(engine: &Engine, spec: &PodSpec) -> Result<String, Runti
         .containers
         .iter()
         .map(|c| format!("{}:127.0.0.1", c.name))
+        .chain(
+            spec.host_aliases
+                .iter()
+                .map(|(host, ip)| format!("{host}:{ip}")),
+        )
         .collect();
     let mut host_config = HostConfig {
         init: Some(true),

@@ -1,6 +1,7 @@
 //! What a caller asks the runtime to run: plain structs, no Docker and no wire types.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub struct PodSpec {
     pub volumes: Vec<String>,
     /// Optional size caps of those volumes in bytes (`sizeLimit`), by volume name.
     pub volume_size_limits: BTreeMap<String, u64>,
+    /// Extra `/etc/hosts` entries `(host name, address)`, as Kubernetes' `hostAliases`: how a
+    /// test points an app's third-party host name at a stub server.
+    pub host_aliases: Vec<(String, IpAddr)>,
     /// The emulator's sockets the sandbox makes reachable inside the pod; `None`: none.
     pub host_links: Option<HostLinks>,
 }
@@ -187,6 +191,11 @@ impl PodSpec {
                 return invalid(format!("volume name {volume:?} is not a valid Docker name"));
             }
         }
+        for (host, _) in &self.host_aliases {
+            if !is_host_name(host) {
+                return invalid(format!("host alias {host:?} is not a host name"));
+            }
+        }
         let mut names = BTreeSet::new();
         for container in &self.containers {
             if !is_docker_name(&container.name) {
@@ -275,6 +284,19 @@ fn is_docker_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Dot-separated labels of letters, digits and inner hyphens, as `/etc/hosts` takes them.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 fn is_absolute_clean(path: &str) -> bool {

@@ -30,6 +30,8 @@ pub const STDOUT_LOG: &str = "run.googleapis.com/stdout";
 pub const STDERR_LOG: &str = "run.googleapis.com/stderr";
 /// The log of requests the ingress served or refused.
 pub const REQUESTS_LOG: &str = "run.googleapis.com/requests";
+/// Cloud Run's platform log: probe failures and instances that stopped.
+pub const SYSTEM_LOG: &str = "run.googleapis.com/varlog/system";
 
 /// `LogSeverity`, ordered so that `severity>=ERROR` compares as Cloud Logging does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -345,6 +347,24 @@ pub fn container_line(
         Ok(Value::Object(object)) => lift_special_keys(&mut entry, object),
         _ => entry.payload = Some(Payload::Text(line.to_string())),
     }
+    entry
+}
+
+/// The entry Cloud Run writes to its system log about one instance, e.g. why it stopped.
+pub fn system_line(
+    revision: &RunResource,
+    instance_id: &str,
+    severity: Severity,
+    message: &str,
+) -> LogEntry {
+    let now = Utc::now();
+    let mut entry = LogEntry::new(revision.log_name(SYSTEM_LOG), revision.resource(), now);
+    entry.receive_timestamp = now;
+    entry.severity = severity;
+    entry
+        .labels
+        .insert("instanceId".to_string(), instance_id.to_string());
+    entry.payload = Some(Payload::Text(message.to_string()));
     entry
 }
 

@@ -195,7 +195,7 @@ async fn floor_once() -> Result<Sample> {
     let first_query_at = SystemTime::now();
     let total = start.elapsed();
     let started = started_at(&id)?;
-    docker(&["rm", "-f", &id])?;
+    docker(&["rm", "-f", "-v", &id])?;
     Ok(Sample {
         first_query: total,
         from_started: since(started, first_query_at, wall_start)?,
@@ -406,7 +406,7 @@ fn since(started: DateTime<Utc>, answered: SystemTime, run_start: SystemTime) ->
 fn remove_floor() {
     if let Ok(ids) = docker(&["ps", "-aq", "--filter", &format!("label={BENCH_LABEL}")]) {
         for id in ids.lines() {
-            let _ = docker(&["rm", "-f", id]);
+            let _ = docker(&["rm", "-f", "-v", id]);
         }
     }
 }
