@@ -134,6 +134,75 @@ async fn a_shop_behind_nginx_built_from_local_contexts_serves_its_routes() {
 }
 
 #[tokio::test]
+async fn the_shop_backend_reaches_cloud_sql_through_the_proxy_service() {
+    harness::ensure_images(&["sandbox", "postgres15", "cloudsql-proxy"]).expect("images build");
+    let emulator = emulator().await;
+    let gcloud = emulator.gcloud();
+    let instance = format!("shopdb-{}", rand::random_range(10_000..99_999));
+    for args in [
+        vec![
+            "sql",
+            "instances",
+            "create",
+            &instance,
+            "--database-version=POSTGRES_15",
+            "--tier=db-f1-micro",
+            REGION,
+        ],
+        vec![
+            "sql",
+            "databases",
+            "create",
+            "appdb",
+            "--instance",
+            &instance,
+        ],
+        vec![
+            "sql",
+            "users",
+            "create",
+            "appuser",
+            "--instance",
+            &instance,
+            "--password=sh0p-pw",
+        ],
+    ] {
+        gcloud
+            .run(args)
+            .ok()
+            .await
+            .expect("gcloud sets up Cloud SQL");
+    }
+    let connection_name = format!("{}:us-central1:{instance}", emulator.project());
+
+    let shop = emulator
+        .compose(fixture("shop-db/compose.yaml"))
+        .env("INSTANCE_CONNECTION_NAME", &connection_name)
+        .env("DB_PASS", "sh0p-pw")
+        .up()
+        .await
+        .expect("compose up");
+    let home = body(&format!("{}/", shop.url)).await;
+    assert!(home.contains("Welcome to the shop"), "{home}");
+    let db: serde_json::Value =
+        serde_json::from_str(&body(&format!("{}/api/db", shop.url)).await).expect("JSON");
+    assert!(
+        db["version"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("PostgreSQL 15"),
+        "the backend queried the real server through the proxy stand-in: {db}"
+    );
+    assert!(db["now"].as_str().is_some(), "{db}");
+    shop.down().await.expect("compose down");
+    gcloud
+        .run(["sql", "instances", "delete", &instance, "--quiet"])
+        .ok()
+        .await
+        .expect("instance deleted");
+}
+
+#[tokio::test]
 async fn variables_come_from_the_shell_then_dot_env_with_defaults() {
     let emulator = emulator().await;
     let dir = project(&[
