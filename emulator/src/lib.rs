@@ -18,6 +18,7 @@
 //!   Cloud Run service through the APIs above.
 
 pub mod artifactregistry;
+pub mod cli_client;
 pub mod compose;
 pub mod compute;
 pub mod config;
