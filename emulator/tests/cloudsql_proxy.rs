@@ -142,6 +142,36 @@ async fn create_instance(gcloud: &Gcloud, instance: &str) {
         .expect("instances create");
 }
 
+/// The database `appdb` and the user `appuser` (with `password`) on `instance`, made with gcloud.
+async fn create_appdb_and_appuser(gcloud: &Gcloud, instance: &str, password: &str) {
+    gcloud
+        .run([
+            "sql",
+            "databases",
+            "create",
+            "appdb",
+            "--instance",
+            instance,
+        ])
+        .ok()
+        .await
+        .expect("databases create");
+    let password = format!("--password={password}");
+    gcloud
+        .run([
+            "sql",
+            "users",
+            "create",
+            "appuser",
+            "--instance",
+            instance,
+            &password,
+        ])
+        .ok()
+        .await
+        .expect("users create");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_socket() {
     harness::ensure_images(&["sandbox", "postgres15", "cloudsql-proxy", "sqlapp"])
@@ -159,31 +189,7 @@ async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_sock
         .await
         .expect("secret");
     create_instance(&gcloud, &instance).await;
-    gcloud
-        .run([
-            "sql",
-            "databases",
-            "create",
-            "appdb",
-            "--instance",
-            &instance,
-        ])
-        .ok()
-        .await
-        .expect("databases create");
-    gcloud
-        .run([
-            "sql",
-            "users",
-            "create",
-            "appuser",
-            "--instance",
-            &instance,
-            "--password=s3cret-pw",
-        ])
-        .ok()
-        .await
-        .expect("users create");
+    create_appdb_and_appuser(&gcloud, &instance, "s3cret-pw").await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = write(
@@ -271,31 +277,7 @@ async fn a_wrong_password_and_an_unknown_instance_fail_clearly() {
         .await
         .expect("secret");
     create_instance(&gcloud, &instance).await;
-    gcloud
-        .run([
-            "sql",
-            "databases",
-            "create",
-            "appdb",
-            "--instance",
-            &instance,
-        ])
-        .ok()
-        .await
-        .expect("databases create");
-    gcloud
-        .run([
-            "sql",
-            "users",
-            "create",
-            "appuser",
-            "--instance",
-            &instance,
-            "--password=the-password",
-        ])
-        .ok()
-        .await
-        .expect("users create");
+    create_appdb_and_appuser(&gcloud, &instance, "the-password").await;
     let dir = tempfile::tempdir().expect("tempdir");
 
     // The secret holds the wrong password: the revision serves, the query is refused.
