@@ -53,6 +53,7 @@ mod service;
 mod sql;
 mod stack;
 mod stubs;
+mod template_copies;
 
 pub use compose::{ComposeService, ComposeUp};
 pub use emulator::{Emulator, EmulatorBuilder};

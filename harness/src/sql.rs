@@ -14,6 +14,7 @@ pub struct SqlInstance {
     pub(crate) databases: Vec<String>,
     pub(crate) users: Vec<(String, String)>,
     pub(crate) fixtures: Vec<String>,
+    pub(crate) templates: Vec<String>,
 }
 
 impl SqlInstance {
@@ -25,6 +26,7 @@ impl SqlInstance {
             databases: Vec::new(),
             users: Vec::new(),
             fixtures: Vec::new(),
+            templates: Vec::new(),
         }
     }
 
@@ -50,6 +52,14 @@ impl SqlInstance {
     /// statements may be given at once).
     pub fn fixture_sql(mut self, sql: impl Into<String>) -> Self {
         self.fixtures.push(sql.into());
+        self
+    }
+
+    /// Marks database `name` as the template of [`crate::RunningStack::fresh_database`]: copies
+    /// of it, owned by the first user, are made from the start (after the fixtures), so even the
+    /// first fresh database of a test is ready at once.
+    pub fn template_database(mut self, name: impl Into<String>) -> Self {
+        self.templates.push(name.into());
         self
     }
 

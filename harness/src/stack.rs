@@ -2,8 +2,10 @@
 //! secrets, Cloud SQL instances, images and Cloud Run services; torn down on drop.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
@@ -20,6 +22,7 @@ use crate::redis::{self, Redis};
 use crate::service::{CloudRunService, DEFAULT_REGION, name_and_region};
 use crate::sql::{Endpoint, SqlInstance};
 use crate::stubs;
+use crate::template_copies::TemplateCopies;
 
 /// The project a stack uses unless it names another.
 const DEFAULT_PROJECT: &str = "demo-proj";
@@ -272,8 +275,10 @@ impl Stack {
                 sql: sql_elapsed,
                 ..Timings::default()
             },
+            copies: Default::default(),
             emulator,
         };
+        stack.copy_declared_templates().await?;
         let deploy_began = Instant::now();
         for service in self.services {
             stack.deploy(service).await?;
@@ -322,6 +327,9 @@ pub struct RunningStack {
     pubsub: Option<PubSub>,
     redis: BTreeMap<String, Redis>,
     timings: Timings,
+    /// Copies of template databases made ahead, by (instance, template, user); declared before
+    /// the emulator so that copying stops before the instances go.
+    copies: tokio::sync::Mutex<BTreeMap<(String, String, String), Arc<TemplateCopies>>>,
     emulator: Emulator,
 }
 
@@ -377,25 +385,73 @@ impl RunningStack {
 
     /// A new database copied from `template` (`CREATE DATABASE ... TEMPLATE`), for a test that
     /// wants its own data without creating an instance; owned by `user`, who must be allowed to
-    /// create databases. Returns its name.
+    /// create databases. Returns its name. Copies are made ahead of time, two at a time, from
+    /// the first call on (or from the start, for a [`SqlInstance::template_database`] as its
+    /// first user), so a copy holds the template as it was when the copy was made.
     pub async fn fresh_database(
         &self,
         instance: &str,
         template: &str,
         user: &str,
     ) -> Result<String, HarnessError> {
+        let key = (instance.to_string(), template.to_string(), user.to_string());
+        for _ in 0..2 {
+            let copies = match self.copies.lock().await.entry(key.clone()) {
+                Entry::Occupied(copies) => copies.get().clone(),
+                Entry::Vacant(vacant) => vacant
+                    .insert(Arc::new(
+                        self.copy_template(instance, template, user).await?,
+                    ))
+                    .clone(),
+            };
+            match copies.take().await {
+                Some(Ok(name)) => return Ok(name),
+                Some(Err(error)) => {
+                    self.copies.lock().await.remove(&key);
+                    return Err(error);
+                }
+                None => {
+                    self.copies.lock().await.remove(&key);
+                }
+            }
+        }
+        Err(HarnessError::Sql {
+            what: format!("copying database {template} of {instance}"),
+            message: "the copies stopped being made".into(),
+        })
+    }
+
+    /// Starts copying each [`SqlInstance::template_database`] as its instance's first user.
+    async fn copy_declared_templates(&self) -> Result<(), HarnessError> {
+        for (instance, _) in self.sql.values() {
+            for template in &instance.templates {
+                let (user, _) = instance.users.first().ok_or_else(|| HarnessError::Sql {
+                    what: format!("template database {template} of {}", instance.name),
+                    message: "copies are made by the first user; declare one".into(),
+                })?;
+                let copies = self.copy_template(&instance.name, template, user).await?;
+                self.copies.lock().await.insert(
+                    (instance.name.clone(), template.clone(), user.clone()),
+                    Arc::new(copies),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts making copies of `template` as `user`.
+    async fn copy_template(
+        &self,
+        instance: &str,
+        template: &str,
+        user: &str,
+    ) -> Result<TemplateCopies, HarnessError> {
         let client = self.postgres(instance, "postgres", user).await?;
-        let name = format!("{template}_{}", nonce());
-        client
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" TEMPLATE \"{}\"",
-                template.replace('"', "\"\"")
-            ))
-            .await
-            .map_err(HarnessError::postgres(format!(
-                "copying database {template} of {instance}"
-            )))?;
-        Ok(name)
+        Ok(TemplateCopies::start(
+            client,
+            template,
+            format!("copying database {template} of {instance}"),
+        ))
     }
 
     /// Makes a Cloud SQL instance's database go away, as when its host drops off the network:
@@ -698,7 +754,7 @@ impl Drop for RunningStack {
 }
 
 /// A fresh `client.knative.dev/nonce`, as gcloud sets on every deploy.
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();

@@ -26,7 +26,8 @@ pub fn web_stack() -> Stack {
         .sql_instance(
             SqlInstance::postgres("db")
                 .database("app")
-                .user("app", WEB_DB_PASSWORD),
+                .user("app", WEB_DB_PASSWORD)
+                .template_database("app"),
         )
         .build_image("cloudrun-emulator/web-proxy:1", app("web/proxy"))
         .build_image("cloudrun-emulator/web-frontend:1", app("web/frontend"))
