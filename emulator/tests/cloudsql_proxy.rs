@@ -4,72 +4,14 @@
 //! `/cloudsql/PROJECT:REGION:INSTANCE` unix socket; an unknown instance fails the revision with
 //! the proxy's own words.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::{Emulator, Gcloud};
 
-const REGION: &str = "--region=us-central1";
+mod support;
+use support::{REGION, SqlLeftovers, get, service_url, unique_name, write};
+
 const PROJECT: &str = "demo-proj";
-
-fn instance_name(prefix: &str) -> String {
-    let suffix: String = (0..6)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)]))
-        .collect();
-    format!("{prefix}-{suffix}")
-}
-
-/// Removes an instance's Docker objects should the test fail before deleting it.
-struct Leftovers(String);
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        let label = format!("label=cloudrun-emulator.sql-instance={}", self.0);
-        for (list, remove) in [
-            (["ps", "-aq"], ["rm", "-f"]),
-            (["volume", "ls"], ["volume", "rm"]),
-        ] {
-            let Ok(out) = Command::new("docker")
-                .args(list)
-                .args(["-q", "--filter", &label])
-                .output()
-            else {
-                continue;
-            };
-            for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = Command::new("docker").args(remove).arg(id).output();
-            }
-        }
-    }
-}
-
-fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).expect("write yaml");
-    path.to_string_lossy().into_owned()
-}
-
-async fn url_of(gcloud: &Gcloud, service: &str) -> String {
-    let out = gcloud
-        .run([
-            "run",
-            "services",
-            "describe",
-            service,
-            REGION,
-            "--format=value(status.url)",
-        ])
-        .ok()
-        .await
-        .expect("describe");
-    out.stdout.trim().to_string()
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::get(url).await.expect("the service URL answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
 
 /// A service whose `app` reaches the instance through a v2 proxy sidecar on 5432, a v1 proxy
 /// sidecar on 5433, and the `/cloudsql` socket.
@@ -176,9 +118,9 @@ async fn create_appdb_and_appuser(gcloud: &Gcloud, instance: &str, password: &st
 async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_socket() {
     harness::ensure_images(&["sandbox", "postgres15", "cloudsql-proxy", "sqlapp"])
         .expect("images build");
-    let instance = instance_name("orders");
+    let instance = unique_name("orders");
     let connection_name = format!("{PROJECT}:us-central1:{instance}");
-    let _leftovers = Leftovers(connection_name.clone());
+    let _leftovers = SqlLeftovers(connection_name.clone());
     let emulator = Emulator::start().await.expect("emulator starts");
     let gcloud = emulator.gcloud();
 
@@ -204,7 +146,7 @@ async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_sock
         .await
         .expect("the service becomes Ready");
     eprintln!("services replace took {:?}", started.elapsed());
-    let url = url_of(&gcloud, "orders").await;
+    let url = service_url(&gcloud, "orders").await;
 
     // Through the v2 proxy sidecar on localhost:5432.
     let (status, body) = get(&format!("{url}/query?host=127.0.0.1&port=5432")).await;
@@ -265,9 +207,9 @@ async fn a_backend_queries_cloud_sql_through_the_proxy_sidecar_and_the_unix_sock
 async fn a_wrong_password_and_an_unknown_instance_fail_clearly() {
     harness::ensure_images(&["sandbox", "postgres15", "cloudsql-proxy", "sqlapp"])
         .expect("images build");
-    let instance = instance_name("ledger");
+    let instance = unique_name("ledger");
     let connection_name = format!("{PROJECT}:us-central1:{instance}");
-    let _leftovers = Leftovers(connection_name.clone());
+    let _leftovers = SqlLeftovers(connection_name.clone());
     let emulator = Emulator::start().await.expect("emulator starts");
     let gcloud = emulator.gcloud();
     gcloud
@@ -291,7 +233,7 @@ async fn a_wrong_password_and_an_unknown_instance_fail_clearly() {
         .ok()
         .await
         .expect("the service becomes Ready");
-    let url = url_of(&gcloud, "ledger").await;
+    let url = service_url(&gcloud, "ledger").await;
     let (status, body) = get(&format!("{url}/query?host=127.0.0.1&port=5432")).await;
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("password authentication failed"), "{body}");

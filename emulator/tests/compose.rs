@@ -2,15 +2,14 @@
 //! up/down` as a user runs it against a running emulator, and the harness's `compose_up`, with
 //! real Docker builds, the real gcloud CLI and the emulator's Secret Manager.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use harness::Emulator;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cloudrun-emulator");
-const REGION: &str = "--region=us-central1";
+mod support;
+use support::{BIN, EmulatorProcess, REGION, containers_labelled, get};
 
 fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,30 +31,10 @@ fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::get(url).await.expect("the service URL answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
 async fn body(url: &str) -> String {
     let (status, body) = get(url).await;
     assert_eq!(status, 200, "GET {url}: {body}");
     body
-}
-
-/// Containers carrying the label `key=value` (`service` or `revision`).
-fn containers_labelled(key: &str, value: &str) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=cloudrun-emulator.{key}={value}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 #[tokio::test]
@@ -117,12 +96,12 @@ async fn a_shop_behind_nginx_built_from_local_contexts_serves_its_routes() {
 
     let revision = shop.revision.clone();
     assert!(
-        containers_labelled("revision", &revision) >= 4,
+        containers_labelled("revision", &revision).len() >= 4,
         "sandbox and three containers"
     );
     shop.down().await.expect("compose down");
     assert_eq!(
-        containers_labelled("revision", &revision),
+        containers_labelled("revision", &revision).len(),
         0,
         "down removes every container"
     );
@@ -390,70 +369,23 @@ secrets:
     assert_eq!(stored.stdout, "s3cret");
 }
 
-/// A `cloudrun-emulator` process, stopped with SIGTERM (which removes its containers) on drop.
-struct Process {
-    child: Child,
-    url: String,
-}
-
-impl Process {
-    fn start() -> Process {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the emulator starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("the emulator announces its address")
-                .expect("text");
-            if let Some(url) = line.strip_prefix("cloudrun-emulator listening on ") {
-                break url.to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Process { child, url }
-    }
-
-    /// `cloudrun-emulator compose ARGS` in `dir`, pointed at this emulator by its environment.
-    fn compose(&self, dir: &Path, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .arg("compose")
-            .args(args)
-            .current_dir(dir)
-            .env("CLOUDRUN_EMULATOR_URL", &self.url)
-            .env("CLOUDRUN_EMULATOR_PROJECT", "demo-proj")
-            .env("GREETING", "hello from the shell")
-            .output()
-            .expect("compose runs")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `cloudrun-emulator compose ARGS` in `dir`, pointed at `emulator` by its environment.
+fn compose(emulator: &EmulatorProcess, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("compose")
+        .args(args)
+        .current_dir(dir)
+        .env("CLOUDRUN_EMULATOR_URL", &emulator.url)
+        .env("CLOUDRUN_EMULATOR_PROJECT", "demo-proj")
+        .env("GREETING", "hello from the shell")
+        .output()
+        .expect("compose runs")
 }
 
 #[tokio::test]
 async fn the_cli_brings_a_compose_file_up_and_down_on_a_running_emulator() {
     harness::ensure_images(&["sandbox", "testapp"]).expect("test images build");
-    let emulator = Process::start();
+    let emulator = EmulatorProcess::in_memory();
     let dir = project(&[
         (
             "compose.yaml",
@@ -465,7 +397,11 @@ async fn the_cli_brings_a_compose_file_up_and_down_on_a_running_emulator() {
         ),
     ]);
 
-    let dry = emulator.compose(dir.path(), &["up", "--dry-run", "--service", "cli-web"]);
+    let dry = compose(
+        &emulator,
+        dir.path(),
+        &["up", "--dry-run", "--service", "cli-web"],
+    );
     assert!(
         dry.status.success(),
         "{}",
@@ -477,12 +413,12 @@ async fn the_cli_brings_a_compose_file_up_and_down_on_a_running_emulator() {
     let ports = &knative["spec"]["template"]["spec"]["containers"][0]["ports"];
     assert_eq!(ports, &serde_json::json!([{"containerPort": 8080}]));
     assert_eq!(
-        containers_labelled("service", "cli-web"),
+        containers_labelled("service", "cli-web").len(),
         0,
         "nothing deployed"
     );
 
-    let up = emulator.compose(dir.path(), &["up", "--service", "cli-web"]);
+    let up = compose(&emulator, dir.path(), &["up", "--service", "cli-web"]);
     let stderr = String::from_utf8_lossy(&up.stderr);
     assert!(up.status.success(), "compose up failed:\n{stderr}");
     let url = String::from_utf8_lossy(&up.stdout).trim().to_string();
@@ -514,7 +450,7 @@ async fn the_cli_brings_a_compose_file_up_and_down_on_a_running_emulator() {
         "the sidecar is reachable on localhost inside the service"
     );
 
-    let broken = emulator.compose(dir.path(), &["up", "broken.yaml"]);
+    let broken = compose(&emulator, dir.path(), &["up", "broken.yaml"]);
     assert!(!broken.status.success());
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(
@@ -522,14 +458,14 @@ async fn the_cli_brings_a_compose_file_up_and_down_on_a_running_emulator() {
         "{stderr}"
     );
 
-    let down = emulator.compose(dir.path(), &["down", "--service", "cli-web"]);
+    let down = compose(&emulator, dir.path(), &["down", "--service", "cli-web"]);
     assert!(
         down.status.success(),
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
     assert_eq!(
-        containers_labelled("service", "cli-web"),
+        containers_labelled("service", "cli-web").len(),
         0,
         "down removes the containers"
     );

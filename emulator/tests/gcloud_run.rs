@@ -4,57 +4,14 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{Emulator, Gcloud, GcloudOutput};
+use harness::{Emulator, GcloudOutput};
 
-const REGION: &str = "--region=us-central1";
+mod support;
+use support::{REGION, containers_labelled, get, service_url, write};
 
 async fn emulator() -> Emulator {
     harness::ensure_images(&["sandbox", "testapp"]).expect("test images build");
     Emulator::start().await.expect("emulator starts")
-}
-
-fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).expect("write yaml");
-    path.to_string_lossy().into_owned()
-}
-
-async fn url_of(gcloud: &Gcloud, service: &str) -> String {
-    let out = gcloud
-        .run([
-            "run",
-            "services",
-            "describe",
-            service,
-            REGION,
-            "--format=value(status.url)",
-        ])
-        .ok()
-        .await
-        .expect("describe");
-    out.stdout.trim().to_string()
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::get(url).await.expect("the service URL answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
-fn containers_of(service: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=cloudrun-emulator.service={service}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn assert_failed(out: &GcloudOutput, words: &str) {
@@ -166,7 +123,7 @@ async fn a_multi_container_service_from_yaml_serves_through_its_proxy() {
         conditions.stdout
     );
 
-    let url = url_of(&gcloud, "shop").await;
+    let url = service_url(&gcloud, "shop").await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let (status, body) = get(&url).await;
     assert_eq!(status, 403, "private until allUsers may invoke");
@@ -233,7 +190,7 @@ async fn a_multi_container_service_from_yaml_serves_through_its_proxy() {
         .expect("delete");
     eprintln!("services delete took {:?}", started.elapsed());
     assert!(
-        containers_of("shop").is_empty(),
+        containers_labelled("service", "shop").is_empty(),
         "delete removed every container"
     );
 }
@@ -277,7 +234,7 @@ async fn deploys_make_revisions_and_failures_keep_the_last_good_one_serving() {
         "{}",
         first.stderr
     );
-    let url = url_of(&gcloud, "api").await;
+    let url = service_url(&gcloud, "api").await;
     assert_eq!(
         get(&format!("{url}/env/GREETING")).await,
         (200, "hi there".into())
@@ -391,7 +348,7 @@ spec:
         ready.stdout
     );
     assert_eq!(
-        containers_of("api").len(),
+        containers_labelled("service", "api").len(),
         2,
         "failed deploys leave nothing behind: only revision 2's sandbox and app run"
     );
@@ -414,7 +371,7 @@ spec:
         .ok()
         .await
         .expect("delete");
-    assert!(containers_of("api").is_empty());
+    assert!(containers_labelled("service", "api").is_empty());
     let _ = Command::new("docker").args(["rmi", image]).output();
 }
 

@@ -2,61 +2,13 @@
 //! an instance, a database and a user made with gcloud, used with tokio-postgres from the host,
 //! surviving an emulator restart, and gone without a trace once deleted.
 
-use std::process::Command;
-
 use harness::{Emulator, Gcloud, GcloudOutput};
 use serde_json::Value;
 
+mod support;
+use support::{SqlLeftovers, sql_instance_objects, unique_name};
+
 const PROJECT: &str = "demo-proj";
-
-/// A fresh instance name, so concurrent runs on one Docker engine never share one.
-fn instance_name(prefix: &str) -> String {
-    let suffix: String = (0..6)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)]))
-        .collect();
-    format!("{prefix}-{suffix}")
-}
-
-/// The Docker objects (containers and volumes) that belong to an instance.
-fn docker_objects(connection_name: &str) -> Vec<String> {
-    let label = format!("label=cloudrun-emulator.sql-instance={connection_name}");
-    let mut objects = Vec::new();
-    for args in [
-        vec!["ps", "-aq", "--filter", &label],
-        vec!["volume", "ls", "-q", "--filter", &label],
-    ] {
-        let out = Command::new("docker").args(&args).output().expect("docker");
-        objects.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string),
-        );
-    }
-    objects
-}
-
-/// Removes what an instance left should the test fail before deleting it (volumes of a
-/// persistent emulator outlive it by design).
-struct Leftovers(String);
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        let label = format!("label=cloudrun-emulator.sql-instance={}", self.0);
-        for (list, remove) in [
-            (["ps", "-aq"], ["rm", "-f"]),
-            (["volume", "ls"], ["volume", "rm"]),
-        ] {
-            let out = Command::new("docker")
-                .args(list)
-                .args(["-q", "--filter", &label])
-                .output();
-            let Ok(out) = out else { continue };
-            for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = Command::new("docker").args(remove).arg(id).output();
-            }
-        }
-    }
-}
 
 async fn describe(gcloud: &Gcloud, instance: &str) -> Value {
     let out = gcloud
@@ -108,9 +60,9 @@ fn assert_refused(out: &GcloudOutput, words: &str) {
 async fn an_instance_made_with_gcloud_is_a_real_postgres_that_survives_restarts() {
     harness::ensure_images(&["postgres15"]).expect("the Postgres image builds");
     let data = tempfile::tempdir().expect("temp dir");
-    let instance = instance_name("shop");
+    let instance = unique_name("shop");
     let connection_name = format!("{PROJECT}:us-central1:{instance}");
-    let _leftovers = Leftovers(connection_name.clone());
+    let _leftovers = SqlLeftovers(connection_name.clone());
     let emulator = Emulator::builder()
         .data_dir(data.path())
         .start()
@@ -254,13 +206,13 @@ async fn an_instance_made_with_gcloud_is_a_real_postgres_that_survives_restarts(
     drop(client);
 
     // Deleting the instance removes its server and its data.
-    assert!(!docker_objects(&connection_name).is_empty());
+    assert!(!sql_instance_objects(&connection_name).is_empty());
     gcloud
         .run(["sql", "instances", "delete", &instance, "--quiet"])
         .ok()
         .await
         .expect("instances delete");
-    assert_eq!(docker_objects(&connection_name), Vec::<String>::new());
+    assert_eq!(sql_instance_objects(&connection_name), Vec::<String>::new());
     let gone = gcloud
         .run(["sql", "instances", "describe", &instance])
         .await
@@ -294,8 +246,8 @@ async fn wait_runnable(gcloud: &Gcloud, instance: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn mistakes_get_cloud_sql_errors_and_break_nothing() {
     harness::ensure_images(&["postgres15"]).expect("the Postgres image builds");
-    let instance = instance_name("errs");
-    let _leftovers = Leftovers(format!("{PROJECT}:us-central1:{instance}"));
+    let instance = unique_name("errs");
+    let _leftovers = SqlLeftovers(format!("{PROJECT}:us-central1:{instance}"));
     let emulator = Emulator::start().await.expect("emulator starts");
     let gcloud = emulator.gcloud();
 

@@ -8,25 +8,11 @@ use std::time::{Duration, Instant};
 use harness::{Emulator, Gcloud};
 use serde_json::Value;
 
-const REGION: &str = "--region=us-central1";
+mod support;
+use support::{REGION, service_url};
+
 const IMAGE: &str = "cloudrun-emulator/testapp:1";
 const STOREFRONT_ACCOUNT: &str = "storefront@demo-proj.iam.gserviceaccount.com";
-
-async fn url_of(gcloud: &Gcloud, service: &str) -> String {
-    let out = gcloud
-        .run([
-            "run",
-            "services",
-            "describe",
-            service,
-            REGION,
-            "--format=value(status.url)",
-        ])
-        .ok()
-        .await
-        .expect("describe");
-    out.stdout.trim().to_string()
-}
 
 async fn get(url: &str, token: Option<&str>) -> (u16, String) {
     let mut request = reqwest::Client::new().get(url);
@@ -89,7 +75,7 @@ async fn a_service_calls_a_private_service_with_the_identity_token_of_its_instan
         .ok()
         .await
         .expect("deploy the private product service");
-    let products = url_of(&gcloud, "products").await;
+    let products = service_url(&gcloud, "products").await;
     gcloud
         .run([
             "run",
@@ -105,7 +91,7 @@ async fn a_service_calls_a_private_service_with_the_identity_token_of_its_instan
         .ok()
         .await
         .expect("deploy the public storefront, configured with the product service's URL");
-    let storefront = url_of(&gcloud, "storefront").await;
+    let storefront = service_url(&gcloud, "storefront").await;
 
     // The storefront's instance has a metadata server that knows who it is.
     let metadata = |path: &str| format!("{storefront}/metadata/{path}");
@@ -205,7 +191,7 @@ async fn a_service_calls_a_private_service_with_the_identity_token_of_its_instan
         .ok()
         .await
         .expect("deploy a public review service");
-    let reviews = url_of(&gcloud, "reviews").await;
+    let reviews = service_url(&gcloud, "reviews").await;
     let body = eventually(
         &format!("{storefront}/call?url={reviews}&auth=none"),
         None,

@@ -1,62 +1,13 @@
 //! The `cloudrun-emulator` binary as users run it: flags, environment, health, signals, and the
 //! durability of `--data-dir` across a kill -9.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cloudrun-emulator");
-
-/// A running emulator process, killed when dropped.
-struct Process {
-    child: Child,
-    url: String,
-}
-
-impl Process {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Process {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("the emulator announces its address before exiting")
-                .expect("stderr is text");
-            if let Some(url) = line.strip_prefix("cloudrun-emulator listening on ") {
-                break url.to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Process { child, url }
-    }
-
-    fn on(data_dir: &Path) -> Process {
-        let dir = data_dir.to_str().expect("utf-8 path");
-        Process::start(&["--listen", "127.0.0.1:0", "--data-dir", dir], &[])
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
+use support::{BIN, EmulatorProcess};
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -67,7 +18,7 @@ fn http() -> reqwest::Client {
 
 #[tokio::test]
 async fn serves_health_and_stops_cleanly_on_sigterm() {
-    let emulator = Process::start(&[], &[("CLOUDRUN_EMULATOR_LISTEN", "127.0.0.1:0")]);
+    let emulator = EmulatorProcess::start(&[], &[("CLOUDRUN_EMULATOR_LISTEN", "127.0.0.1:0")]);
     let health = http()
         .get(format!("{}/healthz", emulator.url))
         .send()
@@ -75,22 +26,7 @@ async fn serves_health_and_stops_cleanly_on_sigterm() {
         .expect("answered");
     assert_eq!(health.status(), 200);
 
-    let mut emulator = emulator;
-    let pid = emulator.child.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = emulator.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the emulator ignored SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(status.success(), "clean exit on SIGTERM, got {status}");
+    emulator.terminate();
 }
 
 #[test]
@@ -174,7 +110,7 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let client = http();
 
-    let first = Process::on(dir.path());
+    let first = EmulatorProcess::on(dir.path());
     for i in 0..20 {
         assert!(
             create(
@@ -206,7 +142,7 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
     let acknowledged = writer.await.expect("writer finishes when the server dies");
     assert!(acknowledged.len() > 5, "the kill landed mid-stream");
 
-    let second = Process::on(dir.path());
+    let second = EmulatorProcess::on(dir.path());
     for i in 0..20 {
         assert_eq!(
             read(&client, &second.url, &format!("calm-{i}"))
@@ -226,7 +162,7 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
     assert!(create(&client, &second.url, "after-restart", "fine").await);
     second.kill_9();
 
-    let third = Process::on(dir.path());
+    let third = EmulatorProcess::on(dir.path());
     assert_eq!(
         read(&client, &third.url, "after-restart").await.as_deref(),
         Some("fine")
@@ -236,7 +172,7 @@ async fn kill_9_loses_nothing_that_was_acknowledged() {
 #[tokio::test]
 async fn one_data_dir_serves_one_emulator() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let _first = Process::on(dir.path());
+    let _first = EmulatorProcess::on(dir.path());
     let out = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -260,7 +196,7 @@ fn jwt_part(token: &str, index: usize) -> Value {
 #[tokio::test]
 async fn print_identity_token_prints_a_token_signed_by_the_served_key_kept_across_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let emulator = Process::on(dir.path());
+    let emulator = EmulatorProcess::on(dir.path());
     let out = Command::new(BIN)
         .args([
             "print-identity-token",
@@ -311,7 +247,7 @@ async fn print_identity_token_prints_a_token_signed_by_the_served_key_kept_acros
     );
 
     emulator.kill_9();
-    let restarted = Process::on(dir.path());
+    let restarted = EmulatorProcess::on(dir.path());
     assert_eq!(
         certs(restarted.url.clone()).await,
         kid,

@@ -2,91 +2,15 @@
 //! a restart on the same `--data-dir` brings services back at the same URL, a kill -9's
 //! leftovers are reaped by the next start, and `cloudrun-emulator logs` prints container output.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cloudrun-emulator");
+mod support;
+use support::{BIN, EmulatorProcess, containers_labelled, remove_service_containers};
+
 const REGIONAL_HOST: &str = "us-central1-run.emulator";
-
-struct Process {
-    child: Child,
-    url: String,
-}
-
-impl Process {
-    fn on(data_dir: &Path) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let url = loop {
-            let line = lines.next().expect("announces its address").expect("text");
-            if let Some(url) = line.strip_prefix("cloudrun-emulator listening on ") {
-                break url.to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Process { child, url }
-    }
-
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        let status = self.child.wait().expect("exits");
-        assert!(status.success(), "clean exit on SIGTERM: {status}");
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn containers(service: &str) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=cloudrun-emulator.service={service}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
-fn remove_leftovers(service: &str) {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=cloudrun-emulator.service={service}"),
-        ])
-        .output()
-        .expect("docker ps");
-    for id in String::from_utf8_lossy(&out.stdout).lines() {
-        let _ = Command::new("docker").args(["rm", "-f", "-v", id]).output();
-    }
-}
 
 async fn deploy(client: &reqwest::Client, emulator: &str, name: &str) {
     let service = json!({
@@ -151,11 +75,11 @@ async fn serving_url(client: &reqwest::Client, emulator: &str, name: &str) -> St
 async fn containers_follow_the_emulator_process_through_restarts_and_crashes() {
     harness::ensure_images(&["sandbox", "testapp"]).expect("images");
     let service = "lifecycle-probe";
-    remove_leftovers(service);
+    remove_service_containers(service);
     let dir = tempfile::tempdir().expect("tempdir");
     let client = reqwest::Client::new();
 
-    let first = Process::on(dir.path());
+    let first = EmulatorProcess::on(dir.path());
     deploy(&client, &first.url, service).await;
     let url = serving_url(&client, &first.url, service).await;
     let body = client
@@ -190,24 +114,32 @@ async fn containers_follow_the_emulator_process_through_restarts_and_crashes() {
     );
     assert!(printed.contains("\"GET / HTTP/1.1\" 200"), "{printed}");
 
-    assert_eq!(containers(service), 2, "a sandbox and the app");
+    assert_eq!(
+        containers_labelled("service", service).len(),
+        2,
+        "a sandbox and the app"
+    );
     first.terminate();
-    assert_eq!(containers(service), 0, "SIGTERM removed every container");
+    assert_eq!(
+        containers_labelled("service", service).len(),
+        0,
+        "SIGTERM removed every container"
+    );
 
-    let second = Process::on(dir.path());
+    let second = EmulatorProcess::on(dir.path());
     let again = serving_url(&client, &second.url, service).await;
     assert_eq!(again, url, "the service keeps its URL across restarts");
     second.kill_9();
     assert_eq!(
-        containers(service),
+        containers_labelled("service", service).len(),
         2,
         "a kill -9 leaves the containers behind"
     );
 
-    let third = Process::on(dir.path());
+    let third = EmulatorProcess::on(dir.path());
     serving_url(&client, &third.url, service).await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while containers(service) != 2 {
+    while containers_labelled("service", service).len() != 2 {
         assert!(
             Instant::now() < deadline,
             "the crashed run's containers were not reaped"
@@ -215,5 +147,5 @@ async fn containers_follow_the_emulator_process_through_restarts_and_crashes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     third.terminate();
-    assert_eq!(containers(service), 0);
+    assert_eq!(containers_labelled("service", service).len(), 0);
 }

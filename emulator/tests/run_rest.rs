@@ -5,6 +5,9 @@ use harness::Emulator;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+mod support;
+use support::containers_labelled;
+
 const BASE: &str = "/apis/serving.knative.dev/v1/namespaces/demo-proj";
 
 struct Knative {
@@ -210,19 +213,6 @@ async fn knative_requests_are_validated_like_cloud_run() {
     assert_error(status, &body, 404, "web");
 }
 
-fn containers(service: &str) -> usize {
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=cloudrun-emulator.service={service}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 #[tokio::test]
 async fn deleting_a_service_does_not_wait_for_a_start_that_hangs() {
     harness::ensure_images(&["sandbox", "testapp"]).expect("images");
@@ -242,7 +232,7 @@ async fn deleting_a_service_does_not_wait_for_a_start_that_hangs() {
         .await;
     assert_eq!(status, 200, "{body}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while containers("sleeper") < 2 {
+    while containers_labelled("service", "sleeper").len() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "the instance never started"
@@ -264,7 +254,7 @@ async fn deleting_a_service_does_not_wait_for_a_start_that_hangs() {
         started.elapsed()
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while containers("sleeper") > 0 {
+    while !containers_labelled("service", "sleeper").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the half-started instance stayed"
