@@ -1,5 +1,7 @@
 //! A fresh database per test in one Cloud SQL instance: each is a copy of a template holding
-//! the fixtures, nobody else's writes show in it, and a template that cannot be copied says so.
+//! the fixtures as they were when the stack started, nobody else's writes show in it, an app
+//! connected to the template does not get in the way, and a template that cannot be copied
+//! says so.
 
 use harness::{HarnessError, SqlInstance, Stack};
 
@@ -30,6 +32,11 @@ async fn each_test_gets_its_own_copy_of_the_template_with_the_fixtures() {
         .await
         .expect("the stack starts");
 
+    let app = stack.postgres("db", "app", "app").await.expect("connects");
+    app.execute("INSERT INTO items VALUES ('written by the app')", &[])
+        .await
+        .expect("the app writes to the template while copies are made");
+
     let mut copies = Vec::new();
     for test in 0..3 {
         let name = stack
@@ -59,8 +66,10 @@ async fn each_test_gets_its_own_copy_of_the_template_with_the_fixtures() {
             ["apple", "pear", &format!("written by test {test}")],
         );
     }
-    let template = stack.postgres("db", "app", "app").await.expect("connects");
-    assert_eq!(item_names(&template).await, ["apple", "pear"]);
+    assert_eq!(
+        item_names(&app).await,
+        ["apple", "pear", "written by the app"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -148,7 +148,12 @@ async fn short_test(stack: &harness::RunningStack) -> Result<Duration, String> {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+    let millis = d.as_secs_f64() * 1000.0;
+    if millis < 10.0 {
+        format!("{millis:.2} ms")
+    } else {
+        format!("{millis:.0} ms")
+    }
 }
 
 fn median(runs: &[Run], part: impl Fn(&Run) -> Duration) -> Duration {
@@ -206,11 +211,12 @@ async fn main() {
         match one_run(which).await {
             Ok(run) => {
                 println!(
-                    "run {i}: images {}, Cloud SQL ready {}, deploy {}, first 200 {}, fresh database {} (slowest {}, copy alone {}), teardown {}, total {} (harness {})",
+                    "run {i}: images {}, Cloud SQL ready {}, deploy {}, first 200 {}, {SHORT_TESTS} short tests {}: fresh database {} (slowest {}, copy alone {}), teardown {}, total {} (harness {})",
                     ms(run.images),
                     ms(run.sql),
                     ms(run.deploy),
                     ms(run.first_200),
+                    ms(run.tests),
                     ms(run.fresh_database),
                     ms(run.fresh_database_max),
                     ms(run.template_copy),
