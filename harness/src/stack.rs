@@ -385,9 +385,10 @@ impl RunningStack {
 
     /// A new database copied from `template` (`CREATE DATABASE ... TEMPLATE`), for a test that
     /// wants its own data without creating an instance; owned by `user`, who must be allowed to
-    /// create databases. Returns its name. Copies are made ahead of time, two at a time, from
+    /// create databases. Returns its name. Copies are made ahead of time, four kept ready, from
     /// the first call on (or from the start, for a [`SqlInstance::template_database`] as its
-    /// first user), so a copy holds the template as it was when the copy was made.
+    /// first user); each is a copy of one snapshot of the template, taken when the copying
+    /// began, so later writes to the template show in none of them.
     pub async fn fresh_database(
         &self,
         instance: &str,

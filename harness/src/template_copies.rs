@@ -15,7 +15,7 @@ use crate::error::HarnessError;
 use crate::stack::nonce;
 
 /// How many copies are kept ready, or being made, per template.
-const READY_COPIES: usize = 2;
+const READY_COPIES: usize = 4;
 
 /// Copies of one template database, each owned by the user whose connection made it.
 #[derive(Debug)]
