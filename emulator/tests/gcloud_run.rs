@@ -549,3 +549,103 @@ async fn strict_iam_refuses_secrets_the_revision_service_account_was_not_granted
         .await
         .expect("delete");
 }
+
+/// A one-container service whose app greets with `greeting`.
+fn greeter_yaml(greeting: &str) -> String {
+    format!(
+        r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: greeter
+spec:
+  template:
+    spec:
+      containers:
+      - image: cloudrun-emulator/testapp:1
+        env:
+        - name: GREETING
+          value: {greeting}
+"#
+    )
+}
+
+/// The GREETING the stored service of `greeter.yaml` sets.
+async fn greeting_of(gcloud: &harness::Gcloud) -> String {
+    let out = gcloud
+        .run([
+            "run",
+            "services",
+            "describe",
+            "greeter",
+            REGION,
+            "--format=value(spec.template.spec.containers[0].env[0].value)",
+        ])
+        .ok()
+        .await
+        .expect("the service is described");
+    out.stdout.trim().to_string()
+}
+
+#[tokio::test]
+async fn a_dry_run_validates_without_deploying_and_refuses_what_a_deploy_would() {
+    let emulator = emulator().await;
+    let gcloud = emulator.gcloud();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = write(&dir, "first.yaml", &greeter_yaml("hello"));
+
+    let out = gcloud
+        .run(["run", "services", "replace", &first, REGION, "--dry-run"])
+        .ok()
+        .await
+        .expect("a dry run of a new service passes");
+    assert!(
+        out.stderr.contains("New configuration has been validated"),
+        "{}",
+        out.stderr
+    );
+    let described = gcloud
+        .run(["run", "services", "describe", "greeter", REGION])
+        .await
+        .expect("gcloud runs");
+    assert!(!described.success, "a dry run creates nothing");
+    assert!(containers_labelled("service", "greeter").is_empty());
+
+    gcloud
+        .run(["run", "services", "replace", &first, REGION])
+        .ok()
+        .await
+        .expect("the real deploy");
+    let changed = write(&dir, "changed.yaml", &greeter_yaml("bonjour"));
+    gcloud
+        .run(["run", "services", "replace", &changed, REGION, "--dry-run"])
+        .ok()
+        .await
+        .expect("a dry run of a change passes");
+    let revisions = gcloud
+        .run([
+            "run",
+            "revisions",
+            "list",
+            "--service=greeter",
+            REGION,
+            "--format=value(metadata.name)",
+        ])
+        .ok()
+        .await
+        .expect("revisions are listed");
+    assert_eq!(revisions.stdout.lines().count(), 1, "{}", revisions.stdout);
+    assert_eq!(greeting_of(&gcloud).await, "hello");
+
+    let reserved = write(
+        &dir,
+        "reserved.yaml",
+        &greeter_yaml("hello").replace("GREETING", "PORT"),
+    );
+    let out = gcloud
+        .run(["run", "services", "replace", &reserved, REGION, "--dry-run"])
+        .await
+        .expect("gcloud runs");
+    assert_failed(&out, "The following reserved env names were provided: PORT");
+    assert_eq!(greeting_of(&gcloud).await, "hello");
+}

@@ -68,6 +68,8 @@ const QUERIES: &[&str] = &[
     "?repositoryId=UPPER",
     "?labelSelector=%3D%3D%3D",
     "?%24alt=json%3Benum-encoding%3Dint",
+    "?dryRun=all",
+    "?dryRun=everything",
 ];
 
 #[tokio::test]

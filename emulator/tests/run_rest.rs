@@ -91,6 +91,32 @@ async fn knative_requests_are_validated_like_cloud_run() {
     assert_error(status, &body, 400, "Invalid service name");
 
     let (status, body) = api
+        .regional(
+            Method::POST,
+            &format!("{BASE}/services?dryRun=everything"),
+            Some(service("web", "img")),
+        )
+        .await;
+    assert_error(status, &body, 400, "Supported values: all");
+    let (status, body) = api
+        .regional(
+            Method::POST,
+            &format!("{BASE}/services?dryRun=all"),
+            Some(service("web", "img")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metadata"]["name"], "web", "{body}");
+    let (status, body) = api
+        .regional(
+            Method::DELETE,
+            &format!("{BASE}/services/web?dryRun=all"),
+            None,
+        )
+        .await;
+    assert_error(status, &body, 404, "web");
+
+    let (status, body) = api
         .call(
             Method::POST,
             &format!("{BASE}/services"),

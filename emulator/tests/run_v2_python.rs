@@ -194,6 +194,8 @@ const V2_QUERIES: &[&str] = &[
     "?updateMask=template.containers,labels&allowMissing=true",
     "?allowMissing=maybe",
     "?validateOnly=true",
+    "?validateOnly=True&serviceId=web",
+    "?validate_only=nope",
     "?etag=stale",
 ];
 const V2_BODIES: &[&str] = &[
@@ -241,7 +243,7 @@ async fn malformed_v2_requests_get_google_errors_never_a_5xx() {
         let status = response.status();
         let text = response.text().await.expect("body");
         assert!(
-            !status.is_server_error() || status.as_u16() == 501,
+            !status.is_server_error(),
             "{method} {path}{query} with {body} gave {status}: {text}"
         );
         if !status.is_success() {

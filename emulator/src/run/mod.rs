@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::server::AppState;
+use crate::state::WriteMode;
 use crate::state::iam;
 use crate::state::locations::REGIONS;
 use crate::state::run::{ServiceRef, ServiceView};
@@ -109,18 +110,34 @@ fn service_ref<'a>(namespace: &'a str, region: &'a str, name: &'a str) -> Servic
     }
 }
 
+/// `dryRun=all` checks a write without storing anything, as `gcloud run services replace
+/// --dry-run` sends it, and gcloud's check of a service before it builds a source deploy.
+fn write_mode(params: &Params) -> ApiResult<WriteMode> {
+    match params.get("dryRun") {
+        None | Some("") => Ok(WriteMode::Apply),
+        Some(value) if value.eq_ignore_ascii_case("all") => Ok(WriteMode::ValidateOnly),
+        Some(other) => Err(ApiError::invalid(format!(
+            "Invalid value for [dryRun]: '{other}'. Supported values: all."
+        ))),
+    }
+}
+
 async fn create_service(
     State(app): State<AppState>,
     region: Region,
     Path(path): PathParams,
+    params: Params,
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     let region = region.required()?;
+    let mode = write_mode(&params)?;
     let (name, _, spec) = json::parse_service(&body)?;
-    let view = app
-        .store
-        .create_service(service_ref(&path["namespace"], region, &name), spec)?;
-    app.controller.service_changed(view.service.name.clone());
+    let view =
+        app.store
+            .create_service(service_ref(&path["namespace"], region, &name), spec, mode)?;
+    if mode == WriteMode::Apply {
+        app.controller.service_changed(view.service.name.clone());
+    }
     Ok(Json(json::service_json(&view, &app.settings.ingress_host)))
 }
 
@@ -128,9 +145,11 @@ async fn replace_service(
     State(app): State<AppState>,
     region: Region,
     Path(path): PathParams,
+    params: Params,
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     let region = region.required()?;
+    let mode = write_mode(&params)?;
     let (name, resource_version, spec) = json::parse_service(&body)?;
     if name != path["name"] {
         return Err(ApiError::invalid(format!(
@@ -151,8 +170,10 @@ async fn replace_service(
             ));
         }
     }
-    let view = app.store.replace_service(at, spec)?;
-    app.controller.service_changed(view.service.name.clone());
+    let view = app.store.replace_service(at, spec, mode)?;
+    if mode == WriteMode::Apply {
+        app.controller.service_changed(view.service.name.clone());
+    }
     Ok(Json(json::service_json(&view, &app.settings.ingress_host)))
 }
 
@@ -176,12 +197,18 @@ async fn delete_service(
     State(app): State<AppState>,
     region: Region,
     Path(path): PathParams,
+    params: Params,
 ) -> ApiResult<Json<Value>> {
     let region = region.required()?;
-    let service =
-        app.store
-            .delete_service(service_ref(&path["namespace"], region, &path["name"]))?;
-    app.controller.service_deleted(service.clone()).await;
+    let at = service_ref(&path["namespace"], region, &path["name"]);
+    let service = match write_mode(&params)? {
+        WriteMode::ValidateOnly => app.store.get_service(at)?.service,
+        WriteMode::Apply => {
+            let service = app.store.delete_service(at)?;
+            app.controller.service_deleted(service.clone()).await;
+            service
+        }
+    };
     Ok(Json(json!({
         "apiVersion": "v1",
         "kind": "Status",
@@ -288,12 +315,16 @@ async fn delete_revision(
     State(app): State<AppState>,
     region: Region,
     Path(path): PathParams,
+    params: Params,
 ) -> ApiResult<Json<Value>> {
     let region = region.required()?;
+    let mode = write_mode(&params)?;
     let revision = app
         .store
-        .delete_revision(&path["namespace"], region, &path["name"])?;
-    app.controller.service_changed(revision.service.clone());
+        .delete_revision(&path["namespace"], region, &path["name"], mode)?;
+    if mode == WriteMode::Apply {
+        app.controller.service_changed(revision.service.clone());
+    }
     Ok(Json(
         json!({"apiVersion": "v1", "kind": "Status", "status": "Success",
         "details": {"name": revision.name, "group": "serving.knative.dev", "kind": "revisions"}}),

@@ -27,10 +27,10 @@ use self::operations::Operations;
 use self::service::{Names, etag_matches, parse_service, revision_json, service_json};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::server::AppState;
-use crate::state::StateError;
 use crate::state::locations;
 use crate::state::page::paginate;
 use crate::state::run::{ServiceRef, ServiceView};
+use crate::state::{StateError, WriteMode};
 use crate::wire::iam::PolicyJson;
 use crate::wire::{self, Body, Params, split_verb};
 
@@ -118,14 +118,33 @@ fn flag(params: &Params, key: &str, alias: &str) -> ApiResult<bool> {
     }
 }
 
-fn refuse_validate_only(params: &Params) -> ApiResult<()> {
-    if flag(params, "validateOnly", "validate_only")? {
-        return Err(ApiError::new(
-            Code::Unimplemented,
-            "validate_only is not supported by the emulator: send the request without it.",
-        ));
-    }
-    Ok(())
+/// `validateOnly=true` checks a write without storing anything.
+fn write_mode(params: &Params) -> ApiResult<WriteMode> {
+    Ok(if flag(params, "validateOnly", "validate_only")? {
+        WriteMode::ValidateOnly
+    } else {
+        WriteMode::Apply
+    })
+}
+
+/// The operation of a service write: followed until the service settles, or, when only
+/// validating, done at once with the service as it would be.
+fn service_written(
+    app: &AppState,
+    ops: &Operations,
+    path: &HashMap<String, String>,
+    params: &Params,
+    view: ServiceView,
+    mode: WriteMode,
+) -> ApiResult<Json<Value>> {
+    let name = match mode {
+        WriteMode::Apply => {
+            app.controller.service_changed(view.service.name.clone());
+            ops.watch(names(path), &view.service.name)
+        }
+        WriteMode::ValidateOnly => ops.finished(names(path), view),
+    };
+    Ok(Json(operation_json(app, ops, &name, encoding(params))?))
 }
 
 /// The operation named `name`, as JSON.
@@ -146,7 +165,7 @@ async fn create_service(
     params: Params,
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    refuse_validate_only(&params)?;
+    let mode = write_mode(&params)?;
     let id = params
         .get("serviceId")
         .or(params.get("service_id"))
@@ -156,10 +175,8 @@ async fn create_service(
     let input = parse_service(&body, None)?;
     let view = app
         .store
-        .create_service(service_ref(&path, &id), input.spec)?;
-    app.controller.service_changed(view.service.name.clone());
-    let name = ops.watch(names(&path), &view.service.name);
-    Ok(Json(operation_json(&app, &ops, &name, encoding(&params))?))
+        .create_service(service_ref(&path, &id), input.spec, mode)?;
+    service_written(&app, &ops, &path, &params, view, mode)
 }
 
 async fn update_service(
@@ -169,7 +186,7 @@ async fn update_service(
     params: Params,
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
-    refuse_validate_only(&params)?;
+    let mode = write_mode(&params)?;
     let id = plain(&path["service"], "PATCH")?.to_string();
     let at = service_ref(&path, &id);
     let full_name = names(&path).service(&id);
@@ -188,10 +205,8 @@ async fn update_service(
         Ok(view) => view,
         Err(StateError::NotFound { .. }) if flag(&params, "allowMissing", "allow_missing")? => {
             let input = parse_service(&body, None)?;
-            let view = app.store.create_service(at, input.spec)?;
-            app.controller.service_changed(view.service.name.clone());
-            let name = ops.watch(names(&path), &view.service.name);
-            return Ok(Json(operation_json(&app, &ops, &name, encoding(&params))?));
+            let view = app.store.create_service(at, input.spec, mode)?;
+            return service_written(&app, &ops, &path, &params, view, mode);
         }
         Err(error) => return Err(error.into()),
     };
@@ -219,10 +234,8 @@ async fn update_service(
             ),
         ));
     }
-    let view = app.store.replace_service(at, input.spec)?;
-    app.controller.service_changed(view.service.name.clone());
-    let name = ops.watch(names(&path), &view.service.name);
-    Ok(Json(operation_json(&app, &ops, &name, encoding(&params))?))
+    let view = app.store.replace_service(at, input.spec, mode)?;
+    service_written(&app, &ops, &path, &params, view, mode)
 }
 
 /// `snake_case` → `camelCase`, for field-mask paths.
@@ -326,13 +339,15 @@ async fn delete_service(
     Path(path): PathParams,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    refuse_validate_only(&params)?;
+    let mode = write_mode(&params)?;
     let id = plain(&path["service"], "DELETE")?.to_string();
     let at = service_ref(&path, &id);
     let view = app.store.get_service(at)?;
     check_etag(&view, &params)?;
-    let service = app.store.delete_service(at)?;
-    app.controller.service_deleted(service).await;
+    if mode == WriteMode::Apply {
+        let service = app.store.delete_service(at)?;
+        app.controller.service_deleted(service).await;
+    }
     let name = ops.finished(names(&path), view);
     Ok(Json(operation_json(&app, &ops, &name, encoding(&params))?))
 }
@@ -457,12 +472,14 @@ async fn delete_revision(
     Path(path): PathParams,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    refuse_validate_only(&params)?;
+    let mode = write_mode(&params)?;
     let (revision, view) = revision_of(&app, &path)?;
-    let deleted = app
-        .store
-        .delete_revision(&path["project"], &path["location"], &revision.name)?;
-    app.controller.service_changed(view.service.name.clone());
+    let deleted =
+        app.store
+            .delete_revision(&path["project"], &path["location"], &revision.name, mode)?;
+    if mode == WriteMode::Apply {
+        app.controller.service_changed(view.service.name.clone());
+    }
     let name = ops.revision_deleted(names(&path), deleted, view.service);
     Ok(Json(operation_json(&app, &ops, &name, encoding(&params))?))
 }

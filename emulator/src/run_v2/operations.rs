@@ -86,7 +86,7 @@ impl Operations {
         self.insert(names, Outcome::Pending(service.clone()))
     }
 
-    /// An operation already finished with `view` (a delete).
+    /// An operation already finished with `view` (a delete, or a write only validated).
     pub fn finished(&self, names: Names<'_>, view: ServiceView) -> String {
         self.insert(names, Outcome::Service(Box::new(view), None))
     }

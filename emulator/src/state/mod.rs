@@ -30,6 +30,14 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 pub use error::{StateError, StateResult};
+
+/// Whether a write is carried out, or only checked against the state as Google's
+/// `validateOnly` asks (nothing stored, nothing journaled, the same errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Apply,
+    ValidateOnly,
+}
 use journal::Journal;
 
 /// A cheap-to-clone handle on the emulator's state, in memory or backed by a data directory.
@@ -251,6 +259,19 @@ impl Store {
 
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Data) -> T) -> T {
         f(&self.inner.data.read())
+    }
+
+    /// [`Store::commit`], or with [`WriteMode::ValidateOnly`] the same checks and result with
+    /// the records dropped.
+    pub(crate) fn write<T>(
+        &self,
+        mode: WriteMode,
+        f: impl FnOnce(&Data) -> StateResult<(T, Vec<Record>)>,
+    ) -> StateResult<T> {
+        match mode {
+            WriteMode::Apply => self.commit(f),
+            WriteMode::ValidateOnly => self.read(|data| f(data).map(|(out, _)| out)),
+        }
     }
 
     /// Validates against the current state, journals the records `f` returns, then applies them.

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::iam::{Policy, PolicyUpdate};
 use super::locations;
 use super::projects::Project;
-use super::{Data, Record, StateError, StateResult, Store};
+use super::{Data, Record, StateError, StateResult, Store, WriteMode};
 
 /// Most containers one revision may have, ingress included.
 pub const MAX_CONTAINERS: usize = 10;
@@ -786,14 +786,15 @@ pub struct ServiceView {
 }
 
 impl Store {
-    /// Creates a service and its first revision.
+    /// Creates a service and its first revision (or, validating only, says what it would be).
     pub fn create_service(
         &self,
         at: ServiceRef<'_>,
         mut spec: ServiceSpec,
+        mode: WriteMode,
     ) -> StateResult<ServiceView> {
         let now = Utc::now();
-        self.commit(|data| {
+        self.write(mode, |data| {
             let (project, name) = data.service_name(at.project, at.region, at.name)?;
             validate_service_name(at.name)?;
             validate_template(at.name, &mut spec.template)?;
@@ -837,9 +838,10 @@ impl Store {
         &self,
         at: ServiceRef<'_>,
         mut spec: ServiceSpec,
+        mode: WriteMode,
     ) -> StateResult<ServiceView> {
         let now = Utc::now();
-        self.commit(|data| {
+        self.write(mode, |data| {
             let (_, name) = data.service_name(at.project, at.region, at.name)?;
             let current = data.service(&name)?;
             validate_template(at.name, &mut spec.template)?;
@@ -994,9 +996,10 @@ impl Store {
         project: &str,
         region: &str,
         name: &str,
+        mode: WriteMode,
     ) -> StateResult<Revision> {
         let revision = self.get_revision(project, region, name)?;
-        self.commit(|data| {
+        self.write(mode, |data| {
             let service = data.service(&revision.service)?;
             let status = data.status_of(service);
             if status.traffic.iter().any(|t| t.revision == revision.name)

@@ -3,8 +3,10 @@
 
 Usage: run_v2_client.py EMULATOR_URL [PROJECT] [V1_SERVICE]
 
-Creates a service, waits for its operation, reads, lists, opens it to allUsers, calls it,
-updates it (a second revision), reads a service created through v1 (V1_SERVICE), deletes.
+Creates a service (first with validate_only, which stores nothing), waits for its operation,
+reads, lists, opens it to allUsers, calls it, updates it (a second revision; a validate_only
+update changes nothing), reads a service created through v1 (V1_SERVICE), deletes (a
+validate_only delete keeps it).
 Before deleting it prints `PAUSE <service uri>` and waits for a line on stdin, so the caller can
 look at the service through v1 meanwhile. Exits non-zero on the first mismatch.
 """
@@ -84,20 +86,29 @@ def main():
     except exceptions.BadRequest as error:
         check("run.googleapis.com/cpu-throttling" in str(error), "a reserved annotation is refused")
 
-    operation = services.create_service(
-        parent=parent,
-        service_id="v2svc",
-        service=run_v2.Service(
-            labels={"app": "shop"},
-            template=run_v2.RevisionTemplate(
-                containers=[
-                    run_v2.Container(
-                        image=IMAGE, env=[run_v2.EnvVar(name="MODE", value="v2")]
-                    )
-                ]
-            ),
+    wanted = run_v2.Service(
+        labels={"app": "shop"},
+        template=run_v2.RevisionTemplate(
+            containers=[
+                run_v2.Container(image=IMAGE, env=[run_v2.EnvVar(name="MODE", value="v2")])
+            ]
         ),
     )
+
+    # validate_only: the operation answers with the service as it would be; nothing is stored.
+    validated = services.create_service(
+        request=run_v2.CreateServiceRequest(
+            parent=parent, service_id="v2svc", service=wanted, validate_only=True
+        )
+    ).result(timeout=30)
+    check(validated.name == name, f"validate_only create answers {validated.name}")
+    try:
+        services.get_service(name=name)
+        check(False, "validate_only creates nothing")
+    except exceptions.NotFound:
+        check(True, "validate_only creates nothing")
+
+    operation = services.create_service(parent=parent, service_id="v2svc", service=wanted)
     print(f"operation: {operation.operation.name}", flush=True)
     created = operation.result(timeout=120)
     check(created.name == name, f"created {created.name}")
@@ -144,6 +155,17 @@ def main():
     status, body = http_get(updated.uri + "/env/MODE")
     check((status, body.strip()) == (200, "v2-updated"), f"after update GET -> {status} {body!r}")
 
+    dry = services.get_service(name=name)
+    dry.template.containers[0].env[0].value = "v2-dry"
+    validated = services.update_service(
+        request=run_v2.UpdateServiceRequest(service=dry, validate_only=True)
+    ).result(timeout=30)
+    check(validated.template.containers[0].env[0].value == "v2-dry",
+          "validate_only update answers the service as it would be")
+    kept = services.get_service(name=name)
+    check(kept.template.containers[0].env[0].value == "v2-updated"
+          and kept.generation == 2, "validate_only update changes nothing")
+
     listed_revisions = list(revisions.list_revisions(parent=name))
     check(len(listed_revisions) == 2, f"two revisions: {[r.name for r in listed_revisions]}")
     first = revisions.get_revision(name=listed_revisions[-1].name)
@@ -168,6 +190,11 @@ def main():
 
     print(f"PAUSE {updated.uri}", flush=True)
     sys.stdin.readline()
+
+    services.delete_service(
+        request=run_v2.DeleteServiceRequest(name=name, validate_only=True)
+    ).result(timeout=30)
+    check(services.get_service(name=name).name == name, "validate_only delete keeps it")
 
     deleted = services.delete_service(name=name).result(timeout=60)
     check(deleted.name == name, "delete returns the service")
