@@ -1161,17 +1161,54 @@ mod tests {
     #[test]
     fn exactly_one_container_exposes_a_port() {
         let store = Store::in_memory();
-        let two =
-            store.create_service(AT, spec(vec![container("a", &[80]), container("b", &[81])]));
+        let two = store.create_service(
+            AT,
+            spec(vec![container("a", &[80]), container("b", &[81])]),
+            WriteMode::Apply,
+        );
         assert!(
             matches!(two, Err(StateError::InvalidArgument(m)) if m.contains("exactly one container with an exposed port"))
         );
-        let none = store.create_service(AT, spec(vec![container("a", &[]), container("b", &[])]));
+        let none = store.create_service(
+            AT,
+            spec(vec![container("a", &[]), container("b", &[])]),
+            WriteMode::Apply,
+        );
         assert!(none.is_err());
         let lone = store
-            .create_service(AT, spec(vec![container("", &[])]))
+            .create_service(AT, spec(vec![container("", &[])]), WriteMode::Apply)
             .expect("a lone container defaults to 8080");
         assert_eq!(lone.service.template.containers[0].name, "web-1");
+    }
+
+    #[test]
+    fn validating_only_checks_the_same_rules_and_stores_nothing() {
+        let store = Store::in_memory();
+        let refused = store.create_service(
+            AT,
+            spec(vec![container("a", &[80]), container("b", &[81])]),
+            WriteMode::ValidateOnly,
+        );
+        assert!(matches!(refused, Err(StateError::InvalidArgument(_))));
+        let would_be = store
+            .create_service(AT, spec(vec![container("", &[])]), WriteMode::ValidateOnly)
+            .expect("valid");
+        assert_eq!(would_be.service.generation, 1);
+        assert!(matches!(
+            store.get_service(AT),
+            Err(StateError::NotFound { .. })
+        ));
+
+        store
+            .create_service(AT, spec(vec![container("", &[])]), WriteMode::Apply)
+            .expect("created");
+        let changed = store
+            .replace_service(AT, spec(vec![container("", &[])]), WriteMode::ValidateOnly)
+            .expect("valid");
+        assert_eq!(changed.service.generation, 2);
+        assert_eq!(store.get_service(AT).expect("kept").service.generation, 1);
+        let revisions = store.read(|data| data.revisions_of(&changed.service.name).len());
+        assert_eq!(revisions, 1, "no revision was minted");
     }
 
     #[test]
@@ -1182,7 +1219,7 @@ mod tests {
             .template
             .annotations
             .insert(DEPENDENCIES_ANNOTATION.into(), "{app: [side]}".into());
-        let refused = store.create_service(AT, with_deps.clone());
+        let refused = store.create_service(AT, with_deps.clone(), WriteMode::Apply);
         assert!(
             matches!(refused, Err(StateError::InvalidArgument(m)) if m.contains("Dependent container 'side' must have startup probe specified"))
         );
@@ -1193,7 +1230,9 @@ mod tests {
             period_seconds: 10,
             failure_threshold: 3,
         });
-        store.create_service(AT, with_deps).expect("valid now");
+        store
+            .create_service(AT, with_deps, WriteMode::Apply)
+            .expect("valid now");
         assert_eq!(
             parse_dependencies(r#"{"a":["b","c"]}"#).expect("json"),
             BTreeMap::from([("a".to_string(), vec!["b".to_string(), "c".to_string()])])
@@ -1204,7 +1243,7 @@ mod tests {
     fn template_changes_mint_revisions_and_traffic_changes_do_not() {
         let store = Store::in_memory();
         let first = store
-            .create_service(AT, spec(vec![container("app", &[])]))
+            .create_service(AT, spec(vec![container("app", &[])]), WriteMode::Apply)
             .expect("created");
         let one = first.status.latest_created.clone().expect("revision");
         assert!(one.starts_with("web-00001-"));
@@ -1221,7 +1260,7 @@ mod tests {
         assert_eq!(ready.status.traffic[0].revision, one);
 
         let second = store
-            .replace_service(AT, spec(vec![container("app", &[])]))
+            .replace_service(AT, spec(vec![container("app", &[])]), WriteMode::Apply)
             .expect("replaced");
         let two = second.status.latest_created.clone().expect("revision");
         assert!(two.starts_with("web-00002-"));
@@ -1262,7 +1301,9 @@ mod tests {
             percent: Some(100),
             tag: None,
         }];
-        let pinned = store.replace_service(AT, traffic_only).expect("traffic");
+        let pinned = store
+            .replace_service(AT, traffic_only, WriteMode::Apply)
+            .expect("traffic");
         assert_eq!(
             pinned.status.latest_created.as_deref(),
             Some(two.as_str()),
