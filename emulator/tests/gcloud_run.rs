@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use harness::{Emulator, GcloudOutput};
 
 mod support;
-use support::{REGION, containers_labelled, get, service_url, write};
+use support::{REGION, containers_labelled, get, service_field, service_url, write};
 
 async fn emulator() -> Emulator {
     harness::ensure_images(&["sandbox", "testapp"]).expect("test images build");
@@ -550,6 +550,9 @@ async fn strict_iam_refuses_secrets_the_revision_service_account_was_not_granted
         .expect("delete");
 }
 
+/// Where `greeter.yaml` keeps its greeting.
+const GREETING_FIELD: &str = "spec.template.spec.containers[0].env[0].value";
+
 /// A one-container service whose app greets with `greeting`.
 fn greeter_yaml(greeting: &str) -> String {
     format!(
@@ -568,23 +571,6 @@ spec:
           value: {greeting}
 "#
     )
-}
-
-/// The GREETING the stored service of `greeter.yaml` sets.
-async fn greeting_of(gcloud: &harness::Gcloud) -> String {
-    let out = gcloud
-        .run([
-            "run",
-            "services",
-            "describe",
-            "greeter",
-            REGION,
-            "--format=value(spec.template.spec.containers[0].env[0].value)",
-        ])
-        .ok()
-        .await
-        .expect("the service is described");
-    out.stdout.trim().to_string()
 }
 
 #[tokio::test]
@@ -635,7 +621,10 @@ async fn a_dry_run_validates_without_deploying_and_refuses_what_a_deploy_would()
         .await
         .expect("revisions are listed");
     assert_eq!(revisions.stdout.lines().count(), 1, "{}", revisions.stdout);
-    assert_eq!(greeting_of(&gcloud).await, "hello");
+    assert_eq!(
+        service_field(&gcloud, "greeter", GREETING_FIELD).await,
+        "hello"
+    );
 
     let reserved = write(
         &dir,
@@ -647,5 +636,8 @@ async fn a_dry_run_validates_without_deploying_and_refuses_what_a_deploy_would()
         .await
         .expect("gcloud runs");
     assert_failed(&out, "The following reserved env names were provided: PORT");
-    assert_eq!(greeting_of(&gcloud).await, "hello");
+    assert_eq!(
+        service_field(&gcloud, "greeter", GREETING_FIELD).await,
+        "hello"
+    );
 }

@@ -105,6 +105,11 @@ pub fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 
 /// `gcloud run services describe SERVICE --format=value(status.url)`.
 pub async fn service_url(gcloud: &Gcloud, service: &str) -> String {
+    service_field(gcloud, service, "status.url").await
+}
+
+/// One field of `gcloud run services describe SERVICE`, e.g. `status.url`.
+pub async fn service_field(gcloud: &Gcloud, service: &str, field: &str) -> String {
     let out = gcloud
         .run([
             "run",
@@ -112,7 +117,7 @@ pub async fn service_url(gcloud: &Gcloud, service: &str) -> String {
             "describe",
             service,
             REGION,
-            "--format=value(status.url)",
+            &format!("--format=value({field})"),
         ])
         .ok()
         .await
