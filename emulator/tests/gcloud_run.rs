@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use harness::{Emulator, GcloudOutput};
 
 mod support;
-use support::{REGION, containers_labelled, get, service_field, service_url, write};
+use support::{
+    REGION, containers_labelled, get, revision_names, service_field, service_url, write,
+};
 
 async fn emulator() -> Emulator {
     harness::ensure_images(&["sandbox", "testapp"]).expect("test images build");
@@ -254,19 +256,7 @@ async fn deploys_make_revisions_and_failures_keep_the_last_good_one_serving() {
         .ok()
         .await
         .expect("second deploy");
-    let revisions = gcloud
-        .run([
-            "run",
-            "revisions",
-            "list",
-            "--service=api",
-            REGION,
-            "--format=value(metadata.name)",
-        ])
-        .ok()
-        .await
-        .expect("revisions list");
-    let names: Vec<&str> = revisions.stdout.lines().collect();
+    let names = revision_names(&gcloud, "api").await;
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names[0].starts_with("api-00002-") && names[1].starts_with("api-00001-"));
     assert_eq!(
@@ -608,19 +598,8 @@ async fn a_dry_run_validates_without_deploying_and_refuses_what_a_deploy_would()
         .ok()
         .await
         .expect("a dry run of a change passes");
-    let revisions = gcloud
-        .run([
-            "run",
-            "revisions",
-            "list",
-            "--service=greeter",
-            REGION,
-            "--format=value(metadata.name)",
-        ])
-        .ok()
-        .await
-        .expect("revisions are listed");
-    assert_eq!(revisions.stdout.lines().count(), 1, "{}", revisions.stdout);
+    let revisions = revision_names(&gcloud, "greeter").await;
+    assert_eq!(revisions.len(), 1, "{revisions:?}");
     assert_eq!(
         service_field(&gcloud, "greeter", GREETING_FIELD).await,
         "hello"

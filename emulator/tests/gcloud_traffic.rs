@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use harness::Emulator;
 
-const REGION: &str = "--region=us-central1";
+mod support;
+use support::{REGION, revision_names};
 
 fn running(revision: &str) -> usize {
     let out = Command::new("docker")
@@ -73,19 +74,7 @@ async fn a_canary_split_lands_on_its_weights_and_to_latest_retires_the_old_revis
         .ok()
         .await
         .expect("second deploy");
-    let listed = gcloud
-        .run([
-            "run",
-            "revisions",
-            "list",
-            "--service=canary",
-            REGION,
-            "--format=value(metadata.name)",
-        ])
-        .ok()
-        .await
-        .expect("revisions");
-    let names: Vec<String> = listed.stdout.lines().map(str::to_string).collect();
+    let names = revision_names(&gcloud, "canary").await;
     let (new, old) = (names[0].clone(), names[1].clone());
     assert_eq!(
         running(&old),
@@ -152,23 +141,8 @@ async fn a_canary_split_lands_on_its_weights_and_to_latest_retires_the_old_revis
         "80/20 split landed {one}/{two}"
     );
 
-    let revisions = gcloud
-        .run([
-            "run",
-            "revisions",
-            "list",
-            "--service=canary",
-            REGION,
-            "--format=value(metadata.name)",
-        ])
-        .ok()
-        .await
-        .expect("revisions");
-    assert_eq!(
-        revisions.stdout.lines().count(),
-        2,
-        "a traffic change mints no revision"
-    );
+    let revisions = revision_names(&gcloud, "canary").await;
+    assert_eq!(revisions.len(), 2, "a traffic change mints no revision");
 
     gcloud
         .run([

@@ -12,7 +12,8 @@ use harness::Emulator;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-const REGION: &str = "--region=us-central1";
+mod support;
+use support::{REGION, revision_names, service_url};
 /// The whole script: two deploys that start containers, an update, a failing deploy.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -111,33 +112,11 @@ async fn the_python_client_drives_the_v2_api_over_the_state_v1_sees() {
             println!("script: {line}");
             if let Some(uri) = line.strip_prefix("PAUSE ") {
                 // The service exists, created and updated through v2: v1 sees it.
-                let out = gcloud
-                    .run([
-                        "run",
-                        "services",
-                        "describe",
-                        "v2svc",
-                        REGION,
-                        "--format=value(status.url)",
-                    ])
-                    .ok()
-                    .await
-                    .expect("gcloud describes the v2 service");
-                assert_eq!(out.stdout.trim(), uri, "v1 and v2 report the same URL");
-                let revisions = gcloud
-                    .run([
-                        "run",
-                        "revisions",
-                        "list",
-                        "--service=v2svc",
-                        REGION,
-                        "--format=value(metadata.name)",
-                    ])
-                    .ok()
-                    .await
-                    .expect("gcloud lists the v2 service's revisions");
-                assert_eq!(revisions.stdout.lines().count(), 2, "{}", revisions.stdout);
-                v1_url = Some(out.stdout.trim().to_string());
+                let url = service_url(&gcloud, "v2svc").await;
+                assert_eq!(url, uri, "v1 and v2 report the same URL");
+                let revisions = revision_names(&gcloud, "v2svc").await;
+                assert_eq!(revisions.len(), 2, "{revisions:?}");
+                v1_url = Some(url);
                 stdin
                     .write_all(b"go on\n")
                     .await

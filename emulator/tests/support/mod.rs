@@ -125,6 +125,23 @@ pub async fn service_field(gcloud: &Gcloud, service: &str, field: &str) -> Strin
     out.stdout.trim().to_string()
 }
 
+/// `gcloud run revisions list --service=SERVICE`: the revisions' names, newest first.
+pub async fn revision_names(gcloud: &Gcloud, service: &str) -> Vec<String> {
+    let out = gcloud
+        .run([
+            "run",
+            "revisions",
+            "list",
+            &format!("--service={service}"),
+            REGION,
+            "--format=value(metadata.name)",
+        ])
+        .ok()
+        .await
+        .expect("the revisions are listed");
+    out.stdout.lines().map(str::to_string).collect()
+}
+
 /// A GET's status and body.
 pub async fn get(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.expect("the URL answers");
