@@ -396,30 +396,31 @@ impl RunningStack {
         user: &str,
     ) -> Result<String, HarnessError> {
         let key = (instance.to_string(), template.to_string(), user.to_string());
-        for _ in 0..2 {
-            let copies = match self.copies.lock().await.entry(key.clone()) {
-                Entry::Occupied(copies) => copies.get().clone(),
-                Entry::Vacant(vacant) => vacant
-                    .insert(Arc::new(
-                        self.copy_template(instance, template, user).await?,
-                    ))
-                    .clone(),
-            };
-            match copies.take().await {
-                Some(Ok(name)) => return Ok(name),
-                Some(Err(error)) => {
-                    self.copies.lock().await.remove(&key);
-                    return Err(error);
+        let copies = match self.copies.lock().await.entry(key.clone()) {
+            Entry::Occupied(copies) => copies.get().clone(),
+            Entry::Vacant(vacant) => vacant
+                .insert(Arc::new(
+                    self.copy_template(instance, template, user).await?,
+                ))
+                .clone(),
+        };
+        match copies.take().await {
+            Some(Ok(name)) => Ok(name),
+            failed => {
+                // The copying has ended: the next call starts it again, unless another caller
+                // already did.
+                let mut all = self.copies.lock().await;
+                if all.get(&key).is_some_and(|kept| Arc::ptr_eq(kept, &copies)) {
+                    all.remove(&key);
                 }
-                None => {
-                    self.copies.lock().await.remove(&key);
-                }
+                Err(failed
+                    .and_then(Result::err)
+                    .unwrap_or_else(|| HarnessError::Sql {
+                        what: format!("copying database {template} of {instance}"),
+                        message: "copying stopped after a failure another test was told of".into(),
+                    }))
             }
         }
-        Err(HarnessError::Sql {
-            what: format!("copying database {template} of {instance}"),
-            message: "the copies stopped being made".into(),
-        })
     }
 
     /// Starts copying each [`SqlInstance::template_database`] as its instance's first user.

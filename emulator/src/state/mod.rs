@@ -30,6 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 pub use error::{StateError, StateResult};
+use journal::Journal;
 
 /// Whether a write is carried out, or only checked against the state as Google's
 /// `validateOnly` asks (nothing stored, nothing journaled, the same errors).
@@ -38,7 +39,6 @@ pub enum WriteMode {
     Apply,
     ValidateOnly,
 }
-use journal::Journal;
 
 /// A cheap-to-clone handle on the emulator's state, in memory or backed by a data directory.
 #[derive(Clone, Debug)]
