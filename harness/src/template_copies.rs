@@ -8,6 +8,7 @@
 //! copy one that has connections, so copying the template itself would stall, or fail for,
 //! the apps that use it.
 
+use emulator::controller::quote_identifier;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
@@ -82,11 +83,6 @@ impl Drop for TemplateCopies {
     fn drop(&mut self) {
         self.maker.abort();
     }
-}
-
-/// A Postgres identifier in double quotes, any quote in it doubled.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `TEMPLATE_TAGNONCE`, the template's name shortened as needed to stay within the 63 bytes

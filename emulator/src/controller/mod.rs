@@ -16,7 +16,7 @@ mod sql;
 
 pub use docker::Controller;
 pub use pods::HOST_ALIASES_ANNOTATION;
-pub use sql::{LABEL_SQL_INSTANCE, POSTGRES_IMAGES, SqlController};
+pub use sql::{LABEL_SQL_INSTANCE, POSTGRES_IMAGES, SqlController, quote_identifier};
 
 use crate::state::Store;
 use crate::state::run::{RevisionState, Service, ServiceName};

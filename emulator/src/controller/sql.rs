@@ -73,7 +73,7 @@ fn sql_failure(error: &tokio_postgres::Error) -> OperationError {
 }
 
 /// `"name"` with embedded quotes doubled: a Postgres identifier.
-fn ident(name: &str) -> String {
+pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -373,23 +373,27 @@ impl SqlController {
             | SqlAction::DeleteInstance => return Ok(()),
             SqlAction::CreateDatabase { database } => format!(
                 "CREATE DATABASE {} OWNER cloudsqlsuperuser ENCODING 'UTF8'",
-                ident(&database.name)
+                quote_identifier(&database.name)
             ),
             SqlAction::DeleteDatabase { name } => {
-                format!("DROP DATABASE {} WITH (FORCE)", ident(name))
+                format!("DROP DATABASE {} WITH (FORCE)", quote_identifier(name))
             }
             SqlAction::CreateUser { user, password } => format!(
                 "CREATE ROLE {} LOGIN CREATEDB CREATEROLE IN ROLE cloudsqlsuperuser{}",
-                ident(&user.name),
+                quote_identifier(&user.name),
                 password
                     .as_deref()
                     .map(|p| format!(" PASSWORD {}", literal(p)))
                     .unwrap_or_default()
             ),
             SqlAction::SetPassword { name, password } => {
-                format!("ALTER ROLE {} PASSWORD {}", ident(name), literal(password))
+                format!(
+                    "ALTER ROLE {} PASSWORD {}",
+                    quote_identifier(name),
+                    literal(password)
+                )
             }
-            SqlAction::DeleteUser { name } => format!("DROP ROLE {}", ident(name)),
+            SqlAction::DeleteUser { name } => format!("DROP ROLE {}", quote_identifier(name)),
         };
         let client = self
             .admin(&running.server, instance, "postgres")
@@ -448,7 +452,7 @@ mod tests {
 
     #[test]
     fn names_and_passwords_are_quoted() {
-        assert_eq!(ident("app\"db"), "\"app\"\"db\"");
+        assert_eq!(quote_identifier("app\"db"), "\"app\"\"db\"");
         assert_eq!(literal("it's"), "'it''s'");
     }
 }
